@@ -1,0 +1,162 @@
+"""The ``loc2vec`` command line: one sub-command per engine step, thin wrappers over the engine API."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from . import ATTRIBUTION, __version__
+from .errors import Loc2VecError
+
+
+def _lonlat(text: str) -> tuple[float, float]:
+    try:
+        lon, lat = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not LON,LAT (e.g. -8.6110,41.1460)") from None
+    return lon, lat
+
+
+def cmd_rasterize(args) -> None:
+    from .geo.aoi import parse_bbox
+    from .raster.rasterize import rasterize
+
+    area = rasterize(args.source, args.out, spec=args.spec, bbox=parse_bbox(args.bbox) if args.bbox else None,
+                     clip=args.clip, crs=args.crs, pixel_size=args.pixel_size, preset=args.preset,
+                     layer_map=args.layer_map, chunk_px=args.chunk_px)
+    print(f"wrote {args.out}: {area.width} x {area.height} px, {area.count} bands, "
+          f"{area.pixel_size:g} m/px, EPSG:{area.epsg}")
+    print(ATTRIBUTION)
+
+
+def cmd_preview(args) -> None:
+    from .tiles.preview import render_preview
+
+    out, panels = render_preview(args.area, at_lonlat=args.at, out=args.out, panels_out=args.panels,
+                                 spec=args.spec, size_px=args.size)
+    print(f"wrote {out} and {panels}")
+
+
+def cmd_info(args) -> None:
+    from .raster.area import AreaRaster
+
+    area = AreaRaster.open(args.area)
+    w, s, e, n = area.bounds
+    print(f"{area.path}: {area.width} x {area.height} px, {area.pixel_size:g} m/px, EPSG:{area.epsg}")
+    print(f"bounds (area CRS): {w:.1f}, {s:.1f}, {e:.1f}, {n:.1f}")
+    for i, name in enumerate(area.channel_names, 1):
+        print(f"  band {i:2d}: {name}")
+    for k, v in sorted(area.metadata.items()):
+        print(f"  {k}: {v}")
+
+
+def cmd_fetch(args) -> None:
+    from .geo.aoi import parse_bbox
+    from .sources.fetch import fetch_osm
+
+    out = fetch_osm(args.place, out=args.out, bbox=parse_bbox(args.bbox) if args.bbox else None, url=args.url,
+                    timeout=args.timeout)
+    print(f"wrote {out}")
+    print(ATTRIBUTION)
+
+
+def cmd_spec(args) -> None:
+    from .channels.registry import _SPECS, get_spec
+
+    if args.dump:
+        sys.stdout.write(Path(_SPECS[args.name]).read_text(encoding="utf-8") if args.name in _SPECS
+                         else Path(args.name).read_text(encoding="utf-8"))
+        return
+    spec = get_spec(args.name)
+    print(f"spec {spec.name}: {len(spec)} channels, {spec.pixel_size_m:g} m/px, tiles {spec.tile_size_px} px")
+    for i, ch in enumerate(spec.channels, 1):
+        print(f"  {i:2d} {ch.name:24s} {len(ch.rules)} rule(s)  {ch.description}")
+
+
+def cmd_presets(args) -> None:
+    from .geo.presets import get_preset, list_presets
+
+    for name in list_presets():
+        p = get_preset(name)
+        print(f"{name:12s} {p.title}  crs={p.crs or 'auto (UTM)'}  bbox={','.join(f'{v:g}' for v in p.bbox)}")
+
+
+def cmd_demo(args) -> None:
+    from .demo import run_demo
+
+    run_demo(args.out)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="loc2vec", description="Location embeddings from OpenStreetMap map tiles.")
+    p.add_argument("--version", action="version", version=f"loc2vec {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    r = sub.add_parser("rasterize", help="burn an OSM/OGR source into a 12-band area GeoTIFF")
+    r.add_argument("source", help=".osm.pbf / .osm file, or any OGR source (GeoPackage, GeoJSON, Shapefile, PG:...)")
+    r.add_argument("--out", required=True, help="output GeoTIFF (written atomically)")
+    r.add_argument("--bbox", help="lon_min,lat_min,lon_max,lat_max")
+    r.add_argument("--clip", help="polygon file (e.g. a city boundary); pixels outside are empty and invalid")
+    r.add_argument("--preset", help="named place: clip polygon and CRS (see `loc2vec presets`), e.g. kyiv")
+    r.add_argument("--crs", help="output CRS in metres (default: auto UTM zone; Kyiv = EPSG:32636)")
+    r.add_argument("--pixel-size", type=float, help="metres per pixel (default 1.953125 = 500 m / 256 px)")
+    r.add_argument("--spec", default="default", help="channel spec name or TOML file (default: default)")
+    r.add_argument("--layer-map", help="TOML file mapping OGR layers to channels (OGR sources only)")
+    r.add_argument("--chunk-px", type=int, default=4096, help="pixels per chunk side; bounds memory (default 4096)")
+    r.set_defaults(func=cmd_rasterize)
+
+    v = sub.add_parser("preview", help="draw one tile of an area raster as PNG (false colour + 12 panels)")
+    v.add_argument("area", help="area GeoTIFF")
+    v.add_argument("--at", type=_lonlat, required=True, help="tile centre LON,LAT")
+    v.add_argument("--out", default="tile.png", help="false-colour PNG (default tile.png)")
+    v.add_argument("--panels", help="12-panel PNG (default: <out>_channels.png)")
+    v.add_argument("--size", type=int, default=256, help="tile size in pixels (default 256)")
+    v.add_argument("--spec", default=None, help="channel spec for colours (default: from the raster)")
+    v.set_defaults(func=cmd_preview)
+
+    i = sub.add_parser("info", help="describe an area raster")
+    i.add_argument("area")
+    i.set_defaults(func=cmd_info)
+
+    f = sub.add_parser("fetch-osm", help="download an OSM extract for a preset or bbox (needs internet)")
+    f.add_argument("place", nargs="?", help="preset name, e.g. kyiv")
+    f.add_argument("--out", required=True, help="output .osm.pbf")
+    f.add_argument("--bbox", help="lon_min,lat_min,lon_max,lat_max to cut out")
+    f.add_argument("--url", help="extract to download (default: the preset's)")
+    f.add_argument("--timeout", type=float, default=60, help="network timeout in seconds")
+    f.set_defaults(func=cmd_fetch)
+
+    s = sub.add_parser("spec", help="show a channel spec, or --dump it as TOML to copy and edit")
+    s.add_argument("name", nargs="?", default="default")
+    s.add_argument("--dump", action="store_true")
+    s.set_defaults(func=cmd_spec)
+
+    ps = sub.add_parser("presets", help="list named places")
+    ps.set_defaults(func=cmd_presets)
+
+    d = sub.add_parser("demo", help="the main job on bundled data, no network")
+    d.add_argument("--out", default="out/demo", help="output folder (default out/demo)")
+    d.set_defaults(func=cmd_demo)
+    return p
+
+
+def main(argv=None) -> int:
+    from .progress import Cancelled
+
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except Loc2VecError as e:
+        print(f"error: {e.problem}", file=sys.stderr)
+        if e.fix:
+            print(f"  fix: {e.fix}", file=sys.stderr)
+        return 2
+    except (KeyboardInterrupt, Cancelled):
+        print("cancelled: nothing was written", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Coordinate reference systems and areas of interest (bbox, clip polygon, presets)."""

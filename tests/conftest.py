@@ -1,0 +1,36 @@
+"""Shared test set-up: QGIS writes into temp folders; real OSM data from the repo and ../shared/data."""
+
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+_SANDBOX = Path(tempfile.mkdtemp(prefix="loc2vec-test-home-"))
+for var, sub in (("HOME", "home"), ("XDG_CONFIG_HOME", "config"), ("XDG_CACHE_HOME", "cache"),
+                 ("XDG_DATA_HOME", "data"), ("QGIS_CUSTOM_CONFIG_PATH", "qgis"), ("NUMBA_CACHE_DIR", "numba")):
+    (_SANDBOX / sub).mkdir(parents=True, exist_ok=True)
+    os.environ[var] = str(_SANDBOX / sub)
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO / "resources" / "data"
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+# A 1.2 x 1.0 km piece of central Porto (Baixa / Aliados): roads of every class, dense buildings.
+PORTO_BBOX = (-8.6160, 41.1400, -8.6017, 41.1490)
+
+
+@pytest.fixture(scope="session")
+def porto_pbf() -> Path:
+    return DATA / "porto_center_2020-07-20.osm.pbf"
+
+
+@pytest.fixture(scope="session")
+def porto_area(porto_pbf, tmp_path_factory) -> Path:
+    """The Porto test bbox rasterized once per session with the default spec."""
+    from loc2vec_engine.raster.rasterize import rasterize
+
+    out = tmp_path_factory.mktemp("porto") / "porto.tif"
+    rasterize(porto_pbf, out, bbox=PORTO_BBOX)
+    return out
