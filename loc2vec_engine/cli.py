@@ -141,10 +141,28 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+# Options whose values often start with '-' (western longitudes): argparse would read them as options.
+_COORD_OPTIONS = ("--at", "--bbox")
+
+
+def _glue_coordinates(argv: list[str]) -> list[str]:
+    """``--bbox -8.6,41.1,...`` -> ``--bbox=-8.6,41.1,...`` so negative coordinates parse."""
+    out, i = [], 0
+    while i < len(argv):
+        if argv[i] in _COORD_OPTIONS and i + 1 < len(argv):
+            out.append(f"{argv[i]}={argv[i + 1]}")
+            i += 2
+        else:
+            out.append(argv[i])
+            i += 1
+    return out
+
+
 def main(argv=None) -> int:
     from .progress import Cancelled
 
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser().parse_args(_glue_coordinates(argv))
     try:
         args.func(args)
     except Loc2VecError as e:

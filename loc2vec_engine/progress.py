@@ -24,7 +24,8 @@ class Progress:
         if callback is None and enabled:
             from tqdm import tqdm
 
-            self._bar = tqdm(total=self.total, desc=desc, unit="step", leave=False, dynamic_ncols=True)
+            # disable=None: no bar when stderr is not a terminal (logs, pipelines, tests).
+            self._bar = tqdm(total=self.total, desc=desc, unit="step", leave=False, dynamic_ncols=True, disable=None)
 
     def update(self, n: int = 1, message: str = "") -> None:
         self.done += n

@@ -17,8 +17,8 @@ REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "resources" / "data"
 SHARED_DATA = REPO.parent / "shared" / "data"
 
-# A 1.2 x 1.0 km piece of central Porto (Baixa / Aliados): roads of every class, dense buildings.
-PORTO_BBOX = (-8.6160, 41.1400, -8.6017, 41.1490)
+# A 1.2 x 1.2 km piece of central Porto (Baixa, Ribeira and the Douro): roads of every class, dense buildings, water.
+PORTO_BBOX = (-8.6160, 41.1385, -8.6017, 41.1490)
 
 
 @pytest.fixture(scope="session")

@@ -36,8 +36,6 @@ def rasterize(source, out, *, spec=None, bbox=None, clip=None, crs=None, pixel_s
     layer_map: TOML file mapping OGR layers to channels; progress: callable(fraction, message) -> True
     to cancel. Returns the opened AreaRaster. Raises Loc2VecError for bad input, leaving no output.
     """
-    from ..sources.read import read_source, source_bbox
-
     spec = get_spec(spec)
     out = check_writable(out)
     if preset:
@@ -53,9 +51,25 @@ def rasterize(source, out, *, spec=None, bbox=None, clip=None, crs=None, pixel_s
         raise Loc2VecError(f"pixel size {pixel_size} m is out of range", "use e.g. --pixel-size 1.953125 (500 m / 256 px)")
     bbox = check_bbox(bbox) if bbox is not None else None
     clip_lonlat = _load_clip(clip) if clip else None
+    _check_crs_early(crs, source, bbox, clip_lonlat)
 
-    steps = Progress(total=3, desc="rasterize", callback=progress, enabled=progress is None)
-    steps.update(0, "reading features")
+    with Progress(total=3, desc="rasterize", callback=progress, enabled=progress is None) as steps:
+        features, aoi, burnables, target = _prepare(source, spec, bbox, clip, clip_lonlat, crs, layer_map, steps)
+    aoi_m = project_geometries(np.array([aoi], dtype=object), transformer_from_wgs84(target.to_wkt()))[0]
+
+    meta = {"SPEC": spec.name, "VERSION": __version__, "ATTRIBUTION": ATTRIBUTION,
+            "SOURCE": Path(str(source)).name, "PIXEL_SIZE_M": repr(pixel_size),
+            "TILE_SIZE_PX": str(spec.tile_size_px), "AOI": "clip " + Path(str(clip)).name if clip else
+            ("bbox " + ",".join(f"{v:.6f}" for v in bbox) if bbox else "source extent")}
+    with atomic_output(out) as tmp:
+        _write_raster(tmp, burnables, aoi_m, target.to_wkt(), pixel_size, spec.names, meta, chunk_px, progress)
+    return AreaRaster.open(out)
+
+
+def _prepare(source, spec, bbox, clip, clip_lonlat, crs, layer_map, steps):
+    """Read the features inside the area of interest and turn them into burnable polygons."""
+    from ..sources.read import read_source, source_bbox
+
     features = read_source(source, spec, layer_map=layer_map)
     aoi = area_of_interest(bbox, clip_lonlat, fallback_bbox=None if (bbox or clip_lonlat) else source_bbox(source, features))
     features = features.clipped_to(aoi)
@@ -69,17 +83,8 @@ def rasterize(source, out, *, spec=None, bbox=None, clip=None, crs=None, pixel_s
     target = metric_crs(crs, centre.x, centre.y)
     transformer = transformer_from_wgs84(target.to_wkt())
     burnables = Burnables.build(features, transformer, nbands=len(spec))
-    aoi_m = project_geometries(np.array([aoi], dtype=object), transformer)[0]
     steps.update(1, "burning")
-    steps.close()
-
-    meta = {"SPEC": spec.name, "VERSION": __version__, "ATTRIBUTION": ATTRIBUTION,
-            "SOURCE": Path(str(source)).name, "PIXEL_SIZE_M": repr(pixel_size),
-            "TILE_SIZE_PX": str(spec.tile_size_px), "AOI": "clip " + Path(str(clip)).name if clip else
-            ("bbox " + ",".join(f"{v:.6f}" for v in bbox) if bbox else "source extent")}
-    with atomic_output(out) as tmp:
-        _write_raster(tmp, burnables, aoi_m, target.to_wkt(), pixel_size, spec.names, meta, chunk_px, progress)
-    return AreaRaster.open(out)
+    return features, aoi, burnables, target
 
 
 def _write_raster(path, burnables, aoi_m, crs_wkt, px, names, meta, chunk_px, progress):
@@ -115,9 +120,21 @@ def _write_raster(path, burnables, aoi_m, crs_wkt, px, names, meta, chunk_px, pr
             ds.WriteRaster(c, r, w, h, np.ascontiguousarray(data).tobytes(), w, h, gdal.GDT_Byte,
                            list(range(1, len(names) + 1)))
             mask_band.WriteArray(valid.astype(np.uint8) * 255, c, r)
-            bar.update(1, f"chunk {len(chunks)} x {chunk_px}px")
+            bar.update(1, f"{len(chunks)} chunks of {chunk_px} px")
     ds.FlushCache()
     ds = None  # closes the file before the rename
+
+
+def _check_crs_early(crs, source, bbox, clip_lonlat):
+    """Refuse a bad --crs before the (possibly long) read, when the place is already known."""
+    from ..sources.osm import is_osm_file, osm_header_bbox
+
+    if crs is None:
+        return
+    box = bbox or (clip_lonlat.bounds if clip_lonlat is not None else None) or \
+        (osm_header_bbox(source) if is_osm_file(source) and Path(str(source)).is_file() else None)
+    if box:
+        metric_crs(crs, (box[0] + box[2]) / 2, (box[1] + box[3]) / 2)
 
 
 def _load_clip(clip):

@@ -27,8 +27,10 @@ class Features:
         """Build from WKB blobs (bytes or hex) and the matching ``Rule`` of each."""
         import shapely
 
-        geoms = shapely.from_wkb(np.asarray(wkbs, dtype=object)) if wkbs else np.empty(0, dtype=object)
-        return cls(
+        # A broken ring (e.g. 2 points) in the source becomes None here and is dropped below.
+        geoms = shapely.from_wkb(np.asarray(wkbs, dtype=object), on_invalid="ignore") if wkbs \
+            else np.empty(0, dtype=object)
+        feats = cls(
             geoms=geoms,
             band=np.asarray(bands, dtype=np.int16),
             value=np.asarray([r.value for r in rules], dtype=np.uint8),
@@ -36,6 +38,8 @@ class Features:
             size_m=np.asarray([r.width_m if r.draw in ("line", "outline") else r.radius_m for r in rules],
                               dtype=np.float32),
         )
+        ok = ~shapely.is_missing(feats.geoms)
+        return feats if ok.all() else feats.select(ok)
 
     def select(self, keep: np.ndarray) -> "Features":
         return Features(self.geoms[keep], self.band[keep], self.value[keep], self.draw[keep], self.size_m[keep])

@@ -29,7 +29,7 @@ from ..errors import Loc2VecError
 
 FRAC_BITS = 32  # 32.32 in int64: sub-pixel drift over a 4096 px row stays below 1e-6 px
 ONE = float(1 << FRAC_BITS)
-MAX_SOURCE_PX = 1 << 30  # |coordinates| beyond this would overflow the int64 products
+MAX_SOURCE_PX = 1 << 28  # larger |coordinates| or tile spans could overflow the int64 products
 
 
 @dataclass(frozen=True)
@@ -111,7 +111,7 @@ def tile_geometry(centres_px, angles_deg, scales, size: int, step_px: float) -> 
     if np.any(sc <= 0):
         raise Loc2VecError("scales must be > 0", "use e.g. scales=1.0 (1.1 = 10 % zoomed out)")
     if np.any(np.abs(c) > MAX_SOURCE_PX):
-        raise Loc2VecError("tile centres lie more than 2^30 pixels away from the area", "check the centres' CRS")
+        raise Loc2VecError("tile centres lie more than 2^28 pixels away from the area", "check the centres' CRS")
     step = sc * float(step_px)
     if np.any(step * size > MAX_SOURCE_PX):
         raise Loc2VecError("tiles this large would overflow the sampler's fixed-point arithmetic",

@@ -1,0 +1,41 @@
+"""The loc2vec Processing provider: one id, one icon, the algorithms listed plainly."""
+
+from pathlib import Path
+
+from qgis.core import QgsProcessingProvider
+from qgis.PyQt.QtGui import QIcon
+
+from .algorithms.rasterize import RasterizeAlgorithm
+
+# resources/ sits next to loc2vec_qgis/ both in the repository and in the plugin folder.
+ICON = Path(__file__).resolve().parent.parent / "resources" / "icon.svg"
+
+
+class Loc2VecProvider(QgsProcessingProvider):
+    """Processing provider ``loc2vec``."""
+
+    def id(self):
+        return "loc2vec"
+
+    def name(self):
+        return "loc2vec"
+
+    def longName(self):  # noqa: N802
+        from loc2vec_engine import __version__
+
+        return f"loc2vec {__version__}"
+
+    def icon(self):
+        return QIcon(str(ICON))
+
+    def svgIconPath(self):  # noqa: N802
+        return str(ICON)
+
+    def loadAlgorithms(self):  # noqa: N802
+        self.addAlgorithm(RasterizeAlgorithm())
+
+    def supportedOutputRasterLayerExtensions(self):  # noqa: N802
+        return ["tif"]
+
+    def defaultRasterFileExtension(self):  # noqa: N802
+        return "tif"
