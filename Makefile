@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export QT_QPA_PLATFORM ?= offscreen
 
-.PHONY: demo test bench clean
+.PHONY: demo test bench plugin clean
 
 $(VENV)/.installed: requirements.txt constraints.txt pyproject.toml scripts/setup-venv.sh
 	./scripts/setup-venv.sh
@@ -16,6 +16,10 @@ test: $(VENV)/.installed
 
 bench: $(VENV)/.installed
 	$(PY) benchmarks/tiles.py
+	$(PY) benchmarks/rasterize.py
+
+plugin:
+	python3 scripts/build_plugin.py
 
 clean:
 	rm -rf out dist zip_build .pytest_cache

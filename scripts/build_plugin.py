@@ -92,7 +92,8 @@ def check_versions(root: Path = REPO) -> str:
     meta = configparser.ConfigParser(interpolation=None)
     meta.read(root / "metadata.txt", encoding="utf-8")
     version = meta.get("general", "version", fallback="")
-    engine = re.search(r'^__version__\s*=\s*["\']([^"\']+)', (root / "loc2vec_engine" / "__init__.py").read_text(), re.M)
+    init = (root / "loc2vec_engine" / "__init__.py").read_text(encoding="utf-8")
+    engine = re.search(r'^__version__\s*=\s*["\']([^"\']+)', init, re.M)
     if engine and engine.group(1) != version:
         raise BuildError(f"metadata.txt version {version} != loc2vec_engine.__version__ {engine.group(1)}")
     return version

@@ -23,6 +23,7 @@ from ..errors import Loc2VecError
 _MUL = np.uint64(0x9E3779B97F4A7C15)  # Fibonacci hashing constant (odd)
 _SHIFT = np.uint64(29)
 CHUNK_ROWS = 2048
+CHUNK_PIXELS = 1 << 24  # at most ~200 MB of 12-band pixels per read, whatever the area's width
 
 
 @njit(nogil=True, cache=True)
@@ -214,6 +215,7 @@ class PalettedArea:
             spec.check_band_names(raster.channel_names, f"area raster {raster.path.name}")
         _check_transform(raster.transform)
         builder = _PaletteBuilder(raster.count, raster.height, raster.width)
+        chunk_rows = max(1, min(int(chunk_rows), CHUNK_PIXELS // raster.width))
         for r in range(0, raster.height, chunk_rows):
             data, valid = raster.read((0, r, raster.width, min(chunk_rows, raster.height - r)))
             builder.add(r, np.ascontiguousarray(data), valid, verify)

@@ -71,6 +71,9 @@ class TorchTiles:
             self._cache.move_to_end(box)
             return self._cache[box]
         c0, r0, c1, r1 = box
+        size = (c1 - c0) * (r1 - r0) * self._ids_np.itemsize
+        while self._cache and size + sum(v.nbytes for v in self._cache.values()) > self.budget:
+            self._cache.popitem(last=False)  # a one-off window for an oversized tile: stay in budget
         t = torch.from_numpy(np.ascontiguousarray(self._ids_np[r0:r1, c0:c1])).to(self.device)
         self.uploads += 1
         if cache:
@@ -127,9 +130,10 @@ class TorchTiles:
             for a in range(0, len(idx), per_chunk):
                 part = idx[a:a + per_chunk]
                 t_ids = self._gather(ids, sub.subset(slice(a, a + per_chunk)))
-                if len(part) == n:  # one group, one chunk: write in place, no index bookkeeping
-                    buf.copy_(self.palette[t_ids])
-                    valid.copy_(t_ids != 0)
+                if part[-1] - part[0] + 1 == len(part):  # consecutive tiles: write in place, no temporary
+                    lo, hi = int(part[0]), int(part[-1]) + 1
+                    torch.index_select(self.palette, 0, t_ids.reshape(-1), out=buf[lo:hi].view(-1, buf.shape[-1]))
+                    torch.ne(t_ids, 0, out=valid[lo:hi])
                 else:
                     where = torch.from_numpy(part).to(self.device)
                     buf.index_copy_(0, where, self.palette[t_ids])

@@ -11,6 +11,9 @@ from qgis.core import QgsProcessingException
 
 # The engine's pip dependencies and what to tell a user whose QGIS Python lacks them.
 ENGINE_PACKAGES = "numpy<2 osmium shapely>=2 pyproj numba tqdm"
+_INSTALL_FIX = (f"install the engine's packages ({ENGINE_PACKAGES}) for the Python that QGIS runs; on Linux, make a "
+                f"venv with --system-site-packages, pip install them there, and start QGIS (or qgis_process) with "
+                f"that venv's site-packages folder on PYTHONPATH")
 
 
 class FeedbackProgress:
@@ -63,9 +66,7 @@ def engine_errors():
             raise
         raise QgsProcessingException(user_message(
             f"the loc2vec engine needs the Python package {e.name!r}, which QGIS's Python cannot import",
-            f"install the engine's packages ({ENGINE_PACKAGES}) for the Python that QGIS runs; on Linux, "
-            f"make a venv with --system-site-packages, pip install them there and start QGIS with that venv's "
-            f"site-packages folder on PYTHONPATH")) from None
+            _INSTALL_FIX)) from None
 
 
 def import_shapely():
@@ -89,14 +90,19 @@ def import_shapely():
             sys.setdlopenflags(flags)
     import shapely
 
+    if int(shapely.__version__.split(".")[0]) < 2:
+        raise QgsProcessingException(user_message(
+            f"the loc2vec engine needs shapely 2, but QGIS's Python has shapely {shapely.__version__} "
+            f"({os.path.dirname(shapely.__file__)})", _INSTALL_FIX))
     try:
         shapely.to_wkb(shapely.Point(0.0, 0.0))
     except Exception as e:  # shapely.errors.GEOSException when it runs on the wrong GEOS
         raise QgsProcessingException(user_message(
             f"shapely {shapely.__version__} (built for GEOS {shapely.geos_version_string}) runs on the GEOS "
             f"library QGIS loaded ({_global_geos_version() or 'unknown'}): {e}",
-            "restart QGIS (shapely was imported by another plugin first), or install a shapely built against "
-            "the system GEOS: apt install libgeos-dev && pip install --no-binary shapely 'shapely>=2'")) from None
+            "another plugin imported shapely before loc2vec could isolate it: install a shapely built against "
+            "the system GEOS (apt install libgeos-dev, then pip install --no-binary shapely 'shapely>=2'), or "
+            "disable that plugin and restart QGIS")) from None
     return shapely
 
 

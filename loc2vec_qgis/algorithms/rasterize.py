@@ -9,9 +9,12 @@ from qgis.core import (
     QgsCoordinateReferenceSystem,
     QgsCoordinateTransform,
     QgsCsException,
+    QgsFeature,
+    QgsFields,
     QgsProcessing,
     QgsProcessingAlgorithm,
     QgsProcessingException,
+    QgsProcessingFeatureSourceDefinition,
     QgsProcessingLayerPostProcessorInterface,
     QgsProcessingOutputNumber,
     QgsProcessingOutputString,
@@ -19,10 +22,10 @@ from qgis.core import (
     QgsProcessingParameterDefinition,
     QgsProcessingParameterEnum,
     QgsProcessingParameterExtent,
+    QgsProcessingParameterFeatureSource,
     QgsProcessingParameterFile,
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
-    QgsProcessingParameterVectorLayer,
     QgsProcessingUtils,
     QgsProviderRegistry,
     QgsVectorFileWriter,
@@ -103,7 +106,7 @@ class RasterizeAlgorithm(QgsProcessingAlgorithm):
             fileFilter="OpenStreetMap (*.osm.pbf *.pbf *.osm *.osm.bz2 *.osm.gz);;"
                        "Vector files (*.gpkg *.geojson *.json *.shp *.fgb *.sqlite);;All files (*)"))
         self.addParameter(QgsProcessingParameterExtent(self.EXTENT, "Extent", optional=True))
-        self.addParameter(QgsProcessingParameterVectorLayer(
+        self.addParameter(QgsProcessingParameterFeatureSource(
             self.CLIP, "Clip to polygons", types=[QgsProcessing.TypeVectorPolygon], optional=True))
         presets = preset_names()
         self.addParameter(QgsProcessingParameterEnum(
@@ -146,7 +149,8 @@ class RasterizeAlgorithm(QgsProcessingAlgorithm):
         crs = self.parameterAsExtentCrs(parameters, self.EXTENT, context)
         wgs84 = QgsCoordinateReferenceSystem(WGS84)
         if not crs.isValid():
-            if not (-180 <= rect.xMinimum() <= rect.xMaximum() <= 180 and -90 <= rect.yMinimum() <= rect.yMaximum() <= 90):
+            lonlat = -180 <= rect.xMinimum() <= rect.xMaximum() <= 180 and -90 <= rect.yMinimum() <= rect.yMaximum() <= 90
+            if not lonlat:
                 raise QgsProcessingException(user_message(
                     f"the extent {rect.toString()} has no CRS and is not in degrees",
                     "add its CRS, e.g. 'xmin,xmax,ymin,ymax [EPSG:3857]'"))
@@ -162,27 +166,46 @@ class RasterizeAlgorithm(QgsProcessingAlgorithm):
         return (rect.xMinimum(), rect.yMinimum(), rect.xMaximum(), rect.yMaximum())
 
     def _clip(self, parameters, context, feedback):
-        """CLIP as a polygon file path for the engine: the layer's own file, or a temporary GeoJSON copy."""
-        if parameters.get(self.CLIP) in (None, ""):
+        """CLIP as a polygon file for the engine: the layer's own file when the whole of it is used,
+        else (memory layers, selections, sublayers, filters) its polygons copied to a temporary GeoJSON."""
+        value = parameters.get(self.CLIP)
+        if value in (None, ""):
             return None
+        whole = True
+        if isinstance(value, QgsProcessingFeatureSourceDefinition):
+            whole = not value.selectedFeaturesOnly and value.featureLimit < 0
         layer = self.parameterAsVectorLayer(parameters, self.CLIP, context)
-        if layer is None:
-            raise QgsProcessingException(user_message(
-                f"cannot open the clip layer {parameters.get(self.CLIP)!r}", "give a polygon layer or file"))
-        if layer.providerType() == "ogr" and not layer.subsetString():
+        if whole and layer is not None and layer.providerType() == "ogr" and not layer.subsetString():
             parts = QgsProviderRegistry.instance().decodeUri("ogr", layer.source())
             path = parts.get("path", "")
             if os.path.isfile(path) and not parts.get("layerName") and parts.get("layerId") in (None, ""):
                 return path
+        source = self.parameterAsSource(parameters, self.CLIP, context)
+        if source is None:
+            raise QgsProcessingException(user_message(
+                f"cannot open the clip layer {value!r}", "give a polygon layer or a polygon file"))
+        wgs84 = QgsCoordinateReferenceSystem(WGS84)
         path = QgsProcessingUtils.generateTempFilename("loc2vec_clip.geojson")
         options = QgsVectorFileWriter.SaveVectorOptions()
         options.driverName = "GeoJSON"
-        options.ct = QgsCoordinateTransform(layer.crs(), QgsCoordinateReferenceSystem(WGS84), context.transformContext())
-        error, message, *_ = QgsVectorFileWriter.writeAsVectorFormatV3(layer, path, context.transformContext(), options)
-        if error != QgsVectorFileWriter.NoError:
+        writer = QgsVectorFileWriter.create(path, QgsFields(), source.wkbType(), wgs84, context.transformContext(),
+                                            options)
+        if writer.hasError() != QgsVectorFileWriter.NoError:
             raise QgsProcessingException(user_message(
-                f"cannot copy the clip layer {layer.name()} to a file: {message}", "save it as a GeoPackage and use that"))
-        feedback.pushInfo(f"Clip layer {layer.name()} copied to {path}")
+                f"cannot write the clip polygons to {path}: {writer.errorMessage()}", "check the temporary folder"))
+        transform = QgsCoordinateTransform(source.sourceCrs(), wgs84, context.transformContext())
+        count = 0
+        for feature in source.getFeatures():
+            geom = feature.geometry()
+            if geom.isEmpty():
+                continue
+            geom.transform(transform)
+            out = QgsFeature()
+            out.setGeometry(geom)
+            writer.addFeature(out)
+            count += 1
+        del writer  # closes the file
+        feedback.pushInfo(f"Clip: {count} polygon feature(s) copied to {path}")
         return path
 
     def _preset(self, parameters, context):

@@ -77,6 +77,21 @@ def test_palette_from_raster_in_chunks(tmp_path, arrays, area):
         np.testing.assert_array_equal(a, b)
 
 
+def test_palette_check_catches_a_wrong_id(monkeypatch, arrays):
+    from loc2vec_engine.tiles import paletted
+
+    real = paletted._index_pixels
+
+    def corrupt(data, valid, start, table, words, count, out_ids):
+        count, stop = real(data, valid, start, table, words, count, out_ids)
+        out_ids[100, 100] = 1 if out_ids[100, 100] != 1 else 2
+        return count, stop
+
+    monkeypatch.setattr(paletted, "_index_pixels", corrupt)
+    with pytest.raises(Loc2VecError, match="palette does not reproduce"):
+        PalettedArea.from_arrays(*arrays)
+
+
 def test_uint32_ids_beyond_65535_values():
     rng = np.random.default_rng(5)
     data = rng.integers(0, 256, (12, 270, 260), dtype=np.uint8)  # ~70k distinct pixels
@@ -214,6 +229,21 @@ def test_threads_and_out_buffers_give_the_same_tiles(cpu, area):
         np.testing.assert_array_equal(a, c)
     with pytest.raises(Loc2VecError, match="out="):
         cpu.sample_pixels(centres, angles, scales, 48, out=(np.zeros((20, 12, 48, 48), np.uint8), out[1]))
+    empty = cpu.sample_pixels(np.zeros((0, 2)), 0.0, 1.0, 48)
+    assert empty[0].shape == (0, 12, 48, 48) and empty[1].shape == (0, 48, 48)
+
+
+def test_torch_out_buffers(torch_sampler, cpu, area):
+    rng = np.random.default_rng(8)
+    centres, angles, scales = random_batch(rng, 12, area)
+    out = torch_sampler.empty(12, 40)
+    got = torch_sampler.sample_pixels(centres, angles, scales, 40, out=out)
+    assert got[0] is out[0] and got[0].permute(0, 2, 3, 1).is_contiguous()  # channels_last
+    want = cpu.sample_pixels(centres, angles, scales, 40)
+    np.testing.assert_array_equal(got[0].numpy(), want[0])
+    np.testing.assert_array_equal(got[1].numpy(), want[1])
+    with pytest.raises(Loc2VecError, match="out="):
+        torch_sampler.sample_pixels(centres, angles, scales, 40, out=(out[0].contiguous(), out[1]))
 
 
 @pytest.mark.parametrize("n_channels", [5, 8, 3])
@@ -276,6 +306,8 @@ def test_bad_areas_and_options(area, tmp_path):
         TileSampler(tmp_path / "missing.tif")
     with pytest.raises(Loc2VecError, match="tile_size_m"):
         TileSampler(area, tile_size_m=0)
+    with pytest.raises(Loc2VecError, match="no CRS"):
+        TileSampler(PalettedArea.from_arrays(np.zeros((2, 4, 4), np.uint8))).sample_lonlat([[10.0, 50.0]])
     pytest.importorskip("torch")
     with pytest.raises(Loc2VecError, match="max_device_bytes"):
         TileSampler(area, backend="torch", device="cpu", max_device_bytes=1000)

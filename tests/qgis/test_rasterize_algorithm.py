@@ -1,6 +1,7 @@
 """processing.run("loc2vec:rasterize") on real Porto OSM data: the raster, the area options, errors, cancel."""
 
 import gc
+from pathlib import Path
 
 import pytest
 from osgeo import gdal
@@ -11,6 +12,7 @@ from qgis.core import (
     QgsGeometry,
     QgsProcessingContext,
     QgsProcessingException,
+    QgsProcessingFeatureSourceDefinition,
     QgsProcessingFeedback,
     QgsProject,
     QgsRasterLayer,
@@ -37,7 +39,8 @@ class RecordingFeedback(QgsProcessingFeedback):
 
     def __init__(self):
         super().__init__()
-        self.infos, self.warnings = [], []
+        self.infos, self.warnings, self.percents = [], [], []
+        self.progressChanged.connect(self.percents.append)
 
     def pushInfo(self, info):  # noqa: N802
         self.infos.append(info)
@@ -80,6 +83,15 @@ def test_rasterize_porto(porto_run):
     assert road_px > 10_000
     assert (data[NAMES.index("buildings_residential")] > 0).mean() > 0.05
     assert any("OpenStreetMap contributors" in m for m in feedback.infos)
+    assert feedback.percents == sorted(feedback.percents) and feedback.percents[-1] == 100
+
+
+def test_preset_is_passed_to_the_engine(loc2vec_plugin, porto_pbf, tmp_path):
+    """The Kyiv preset clips to the Kyiv boundary, which a Porto extent cannot overlap."""
+    with pytest.raises(QgsProcessingException, match="do not overlap"):
+        _run({"INPUT": str(porto_pbf), "EXTENT": extent_string(ALIADOS), "PRESET": "kyiv",
+              "OUTPUT": str(tmp_path / "out.tif")})
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_output_opens_in_qgis_with_band_names(porto_run):
@@ -154,6 +166,22 @@ def test_geographic_crs_warns_and_uses_utm(loc2vec_plugin, porto_pbf, tmp_path):
     assert any("geographic" in w and "UTM" in w for w in feedback.warnings)
 
 
+def test_custom_channel_spec(loc2vec_plugin, porto_pbf, tmp_path):
+    """A spec file with the first two channels of the default spec gives a 2-band raster."""
+    import loc2vec_engine.channels
+
+    default = Path(loc2vec_engine.channels.__file__).parent / "default.toml"
+    head, *channels = default.read_text().split("[[channel]]")
+    spec = tmp_path / "roads.toml"
+    spec.write_text(head.replace('name = "loc2vec-12"', 'name = "roads-2"')
+                    + "".join("[[channel]]" + c for c in channels[:2]))
+    results = _run({"INPUT": str(porto_pbf), "EXTENT": extent_string(ALIADOS), "SPEC": str(spec),
+                    "OUTPUT": str(tmp_path / "roads.tif")})
+    ds, names = _bands(results["OUTPUT"])
+    assert results["BANDS"] == 2 and names == NAMES[:2]
+    assert ds.GetMetadataItem("LOC2VEC_SPEC") == "roads-2"
+
+
 def test_crs_in_feet_is_refused(loc2vec_plugin, porto_pbf, tmp_path):
     with pytest.raises(QgsProcessingException, match="not metres"):
         _run({"INPUT": str(porto_pbf), "EXTENT": extent_string(ALIADOS), "CRS": "EPSG:2249",
@@ -161,17 +189,19 @@ def test_crs_in_feet_is_refused(loc2vec_plugin, porto_pbf, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def _clip_layer(crs="EPSG:3857"):
-    """A memory polygon layer over ALIADOS, in Web Mercator (so the plugin must reproject it)."""
-    w, s, e, n = ALIADOS
+def _clip_layer(*boxes, crs="EPSG:3857"):
+    """A memory polygon layer with lon/lat boxes (default ALIADOS), in Web Mercator (so the plugin must reproject)."""
     to_crs = QgsCoordinateTransform(QgsCoordinateReferenceSystem("EPSG:4326"), QgsCoordinateReferenceSystem(crs),
                                     QgsProject.instance())
-    geom = QgsGeometry.fromRect(QgsRectangle(w, s, e, n))
-    geom.transform(to_crs)
     layer = QgsVectorLayer(f"Polygon?crs={crs}", "clip", "memory")
-    feature = QgsFeature()
-    feature.setGeometry(geom)
-    layer.dataProvider().addFeatures([feature])
+    features = []
+    for w, s, e, n in boxes or [ALIADOS]:
+        geom = QgsGeometry.fromRect(QgsRectangle(w, s, e, n))
+        geom.transform(to_crs)
+        feature = QgsFeature()
+        feature.setGeometry(geom)
+        features.append(feature)
+    layer.dataProvider().addFeatures(features)
     return layer
 
 
@@ -184,6 +214,23 @@ def test_clip_with_a_memory_layer(loc2vec_plugin, porto_pbf, tmp_path):
     assert any("copied to" in m for m in feedback.infos)  # in-memory layer -> temporary GeoJSON
     assert results["WIDTH"] == pytest.approx(lonlat["WIDTH"], abs=2)
     assert results["HEIGHT"] == pytest.approx(lonlat["HEIGHT"], abs=2)
+
+
+def test_clip_to_the_selected_polygon_only(loc2vec_plugin, porto_pbf, tmp_path):
+    pytest.importorskip("loc2vec_engine.geo.presets")
+    w, s, e, n = PORTO_BBOX
+    layer = _clip_layer(ALIADOS, (w, s, e, n))  # the second box covers the whole test area
+    project = QgsProject.instance()
+    project.addMapLayer(layer)
+    try:
+        layer.selectByIds([next(layer.getFeatures()).id()])  # only ALIADOS
+        context = QgsProcessingContext()
+        context.setProject(project)
+        results = _run({"INPUT": str(porto_pbf), "CLIP": QgsProcessingFeatureSourceDefinition(layer.id(), True),
+                        "OUTPUT": str(tmp_path / "sel.tif")}, context=context)
+    finally:
+        project.removeMapLayer(layer.id())
+    assert 150 < results["WIDTH"] < 170 and 150 < results["HEIGHT"] < 170  # ALIADOS: ~300 m at 1.95 m/px
 
 
 def test_clip_with_a_file_passes_its_path(loc2vec_plugin, porto_pbf, tmp_path):
