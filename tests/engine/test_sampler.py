@@ -2,16 +2,14 @@
 
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-import synthetic  # noqa: E402
+from loc2vec_engine.errors import Loc2VecError
+from loc2vec_engine.tiles import PalettedArea, TileSampler
 
-from loc2vec_engine.errors import Loc2VecError  # noqa: E402
-from loc2vec_engine.tiles import PalettedArea, TileSampler  # noqa: E402
+from . import synthetic
 
 PX = synthetic.PIXEL
 
