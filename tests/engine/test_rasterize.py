@@ -147,3 +147,68 @@ def test_cancel_leaves_no_output(porto_pbf, tmp_path):
         rasterize(porto_pbf, tmp_path / "never.tif", bbox=PORTO_BBOX, chunk_px=128,
                   progress=lambda fraction, message: fraction > 0.5)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_edited_spec_needs_no_code(porto_pbf, tmp_path):
+    """Three channels of one's own, renamed and regrouped: bands follow the table, values the rules."""
+    from loc2vec_engine.channels import get_spec
+
+    spec_file = tmp_path / "mine.toml"
+    spec_file.write_text("""
+[spec]
+name = "three"
+[[channel]]
+name = "any_road"
+rules = [ { match = { highway = "*" }, except = { highway = ["footway", "steps"] }, draw = "line", width_m = 10 } ]
+[[channel]]
+name = "offices"
+rules = [ { match = { building = "office" }, draw = "fill", value = 200 } ]
+[[channel]]
+name = "river"
+rules = [ { match = { natural = "water" }, draw = "fill", value = 77 } ]
+""")
+    area = rasterize(porto_pbf, tmp_path / "three.tif", spec=spec_file, bbox=PORTO_BBOX, progress=lambda f, m: None)
+    assert area.channel_names == ["any_road", "offices", "river"]
+    data, _ = area.read()
+    assert list(_pixel(area, data, -8.61198, 41.146668)) == [0, 200, 0]  # Banco de Portugal
+    assert list(_pixel(area, data, -8.6110, 41.1392)) == [0, 0, 77]  # the Douro
+    assert _pixel(area, data, -8.6122750, 41.1414749)[0] == 255  # Túnel da Ribeira, now in any_road
+    AreaRaster.open(area.path, spec=get_spec(spec_file))  # the raster matches its spec
+    with pytest.raises(Exception, match="3 bands but channel spec 'loc2vec-12' has 12"):
+        AreaRaster.open(area.path, spec=SPEC)
+
+
+def test_kyiv_preset_clips_to_the_city(porto_pbf, tmp_path):
+    """The preset resolves to the shipped boundary and UTM 36N; Porto data is (rightly) not in Kyiv."""
+    from loc2vec_engine.errors import Loc2VecError
+
+    with pytest.raises(Loc2VecError, match=r"no objects .* \(clip .*kyiv_boundary.geojson\)"):
+        rasterize(porto_pbf, tmp_path / "kyiv.tif", preset="kyiv", progress=lambda f, m: None)
+    assert not (tmp_path / "kyiv.tif").exists()
+
+
+def _tiny_kyiv_osm(path):
+    """A hand-made .osm file: Khreshchatyk as a primary road, and a café west of the city limit."""
+    path.write_text("""<?xml version='1.0' encoding='UTF-8'?>
+<osm version="0.6" generator="loc2vec tests">
+  <node id="1" version="1" lat="50.4501" lon="30.5234"/>
+  <node id="2" version="1" lat="50.4430" lon="30.5190"/>
+  <node id="3" version="1" lat="50.4500" lon="30.1000"><tag k="amenity" v="cafe"/></node>
+  <way id="10" version="1"><nd ref="1"/><nd ref="2"/><tag k="highway" v="primary"/><tag k="name" v="Khreshchatyk"/></way>
+</osm>
+""")
+    return path
+
+
+def test_kyiv_preset_on_kyiv_data(tmp_path):
+    """--preset kyiv: UTM 36N, the road drawn, the valid mask = the city boundary (coarse pixels for speed)."""
+    osm = _tiny_kyiv_osm(tmp_path / "kyiv_tiny.osm")
+    area = rasterize(osm, tmp_path / "kyiv.tif", preset="kyiv", pixel_size=10, progress=lambda f, m: None)
+    data, valid = area.read()
+    assert area.epsg == 32636
+    road = _pixel(area, data, 30.5212, 50.44655)
+    assert road[SPEC.index("roads_major")] == 255
+    col, row = area.xy_to_pixel(*area.lonlat_to_xy(30.25, 50.58))  # NW corner of the bbox: outside the city
+    assert 0 <= col < area.width and 0 <= row < area.height and not valid[int(row), int(col)]
+    assert data[SPEC.index("poi")].max() == 0  # the café outside the boundary is not drawn
+    assert 700 < valid.sum() * 10 * 10 / 1e6 < 900  # Kyiv is ≈ 840 km² inside the boundary polygon
