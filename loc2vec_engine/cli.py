@@ -82,6 +82,30 @@ def cmd_presets(args) -> None:
         print(f"{name:12s} {p.title}  crs={p.crs or 'auto (UTM)'}  bbox={','.join(f'{v:g}' for v in p.bbox)}")
 
 
+def cmd_train(args) -> None:
+    from .training.config import TrainConfig
+    from .training.loop import train
+
+    cfg = TrainConfig(
+        areas=args.areas, out=args.out, encoder=args.encoder, embedding_dim=args.embedding_dim,
+        pretrained=args.pretrained, unfreeze=args.unfreeze, tile_size_px=args.tile_size, batch_size=args.batch_size,
+        steps=args.steps, max_minutes=args.max_minutes, lr=args.lr, mining=args.mining, val_every=args.val_every,
+        val_triplets=args.val_triplets, patience=args.patience, pos_range_m=tuple(args.positive_m),
+        neg_min_m=args.negative_min_m, neg_mode=args.negative_mode, built_up_weight=args.built_up_weight,
+        balance_areas=args.balance_areas, seed=args.seed, device=args.device, extra={"spec": args.spec})
+    result = train(cfg, resume=args.resume)
+    print(f"{result.stopped}: step {result.step}, best validation triplet accuracy {result.best_val_acc:.4f} "
+          f"(channel-fractions baseline on the same triplets: {result.baseline_val_acc:.4f})")
+    print(f"run folder: {result.run_dir} (best.pt, last.pt, metrics.csv, curves.png)")
+
+
+def cmd_export(args) -> None:
+    from .training.export import export_run
+
+    out = export_run(args.run, args.out, which=args.checkpoint)
+    print(f"wrote {out}")
+
+
 def cmd_demo(args) -> None:
     from .demo import run_demo
 
@@ -134,6 +158,40 @@ def build_parser() -> argparse.ArgumentParser:
 
     ps = sub.add_parser("presets", help="list named places")
     ps.set_defaults(func=cmd_presets)
+
+    t = sub.add_parser("train", help="train an encoder with triplet loss on one or more area rasters")
+    t.add_argument("areas", nargs="+", help="area GeoTIFFs (several cities train together)")
+    t.add_argument("--out", required=True, help="run folder (config, checkpoints, metrics, curves)")
+    t.add_argument("--encoder", default="loc2vec", help="loc2vec, resnet18, resnet34, efficientnet_b0, "
+                   "mobilenetv3_small_100, or any timm model name (default loc2vec)")
+    t.add_argument("--embedding-dim", type=int, default=128, help="16..512 (default 128)")
+    t.add_argument("--pretrained", help="imagenet, imagenet:FILE, or an earlier RUN_DIR / checkpoint")
+    t.add_argument("--unfreeze", help="progressive unfreezing, e.g. head:200,last:600 (then all)")
+    t.add_argument("--tile-size", type=int, default=128, help="tile size in px (tiles cover 500 m; default 128)")
+    t.add_argument("--batch-size", type=int, default=32, help="triplets per step (default 32)")
+    t.add_argument("--steps", type=int, default=2000, help="training steps (default 2000)")
+    t.add_argument("--max-minutes", type=float, help="stop after this many minutes of training")
+    t.add_argument("--lr", type=float, default=1e-4)
+    t.add_argument("--mining", default="semi_hard", choices=["none", "batch_hard", "semi_hard"])
+    t.add_argument("--val-every", type=int, default=100, help="validate every K steps (default 100)")
+    t.add_argument("--val-triplets", type=int, default=256)
+    t.add_argument("--patience", type=int, default=10, help="validations without improvement before stopping")
+    t.add_argument("--positive-m", type=float, nargs=2, default=(100.0, 200.0), metavar=("MIN", "MAX"))
+    t.add_argument("--negative-min-m", type=float, default=2000.0)
+    t.add_argument("--negative-mode", default="far", choices=["far", "landuse"])
+    t.add_argument("--built-up-weight", type=float, default=0.0, help="0..1: draw anchors towards built-up land")
+    t.add_argument("--balance-areas", action="store_true", help="draw equally from each area raster")
+    t.add_argument("--spec", default="default", help="channel spec the areas were made with")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1")
+    t.add_argument("--resume", action="store_true", help="continue the run in --out exactly where it stopped")
+    t.set_defaults(func=cmd_train)
+
+    e = sub.add_parser("export", help="export a trained run to ONNX (with its metadata)")
+    e.add_argument("run", help="run folder or checkpoint file")
+    e.add_argument("--out", required=True, help="output .onnx")
+    e.add_argument("--checkpoint", default="best", choices=["best", "last"])
+    e.set_defaults(func=cmd_export)
 
     d = sub.add_parser("demo", help="the main job on bundled data, no network")
     d.add_argument("--out", default="out/demo", help="output folder (default out/demo)")

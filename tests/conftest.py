@@ -34,3 +34,16 @@ def porto_area(porto_pbf, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("porto") / "porto.tif"
     rasterize(porto_pbf, out, bbox=PORTO_BBOX)
     return out
+
+
+# About 6.6 x 6.7 km of Andorra: Andorra la Vella, Escaldes, valleys and forest; room for 2 km negatives.
+ANDORRA_BBOX = (1.50, 42.49, 1.58, 42.55)
+
+
+@pytest.fixture(scope="session")
+def andorra_area(tmp_path_factory) -> Path:
+    from loc2vec_engine.raster.rasterize import rasterize
+
+    out = tmp_path_factory.mktemp("andorra") / "andorra.tif"
+    rasterize(DATA / "andorra_2020-05-01.osm.pbf", out, bbox=ANDORRA_BBOX, progress=lambda f, m: None)
+    return out

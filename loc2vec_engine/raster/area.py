@@ -13,13 +13,14 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import Loc2VecError
+from .grid import GridGeometry
 
 # Keys written into the GeoTIFF's dataset metadata by the rasterizer.
 META_PREFIX = "LOC2VEC_"
 
 
 @dataclass
-class AreaRaster:
+class AreaRaster(GridGeometry):
     """Metadata of an area raster and windowed reads of its pixels."""
 
     path: Path
@@ -50,34 +51,9 @@ class AreaRaster:
             spec.check_band_names(area.channel_names, f"area raster {path.name}")
         return area
 
-    # ---- geometry ------------------------------------------------------------------------
     @property
     def count(self) -> int:
         return len(self.channel_names)
-
-    @property
-    def pixel_size(self) -> float:
-        return float(self.transform[1])
-
-    @property
-    def bounds(self) -> tuple[float, float, float, float]:
-        x0, px, _, y0, _, py = self.transform
-        return (x0, y0 + py * self.height, x0 + px * self.width, y0)
-
-    def xy_to_pixel(self, x, y):
-        """Map coordinates (area CRS) to fractional pixel coordinates (col, row); pixel centres at .5."""
-        x0, px, _, y0, _, py = self.transform
-        return (np.asarray(x, dtype=np.float64) - x0) / px, (np.asarray(y, dtype=np.float64) - y0) / py
-
-    def pixel_to_xy(self, col, row):
-        x0, px, _, y0, _, py = self.transform
-        return x0 + np.asarray(col, dtype=np.float64) * px, y0 + np.asarray(row, dtype=np.float64) * py
-
-    def lonlat_to_xy(self, lon, lat):
-        """WGS84 lon/lat to the area's CRS."""
-        from ..geo.crs import transformer_from_wgs84
-
-        return transformer_from_wgs84(self.crs_wkt).transform(lon, lat)
 
     # ---- pixels --------------------------------------------------------------------------
     def read(self, window: tuple[int, int, int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:

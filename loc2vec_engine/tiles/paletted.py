@@ -19,6 +19,7 @@ import numpy as np
 from numba import njit
 
 from ..errors import Loc2VecError
+from ..raster.grid import GridGeometry
 
 _MUL = np.uint64(0x9E3779B97F4A7C15)  # Fibonacci hashing constant (odd)
 _SHIFT = np.uint64(29)
@@ -169,7 +170,7 @@ class _PaletteBuilder:
 
 
 @dataclass
-class PalettedArea:
+class PalettedArea(GridGeometry):
     """An area as ``ids`` (H, W) uint16/uint32 and ``palette`` (K, C) uint8; id 0 = invalid."""
 
     ids: np.ndarray
@@ -241,29 +242,8 @@ class PalettedArea:
         return self.palette.shape[0]
 
     @property
-    def pixel_size(self) -> float:
-        return float(self.transform[1])
-
-    @property
     def nbytes(self) -> int:
         return self.ids.nbytes + self.palette.nbytes
-
-    def xy_to_pixel(self, x, y):
-        """Map coordinates (area CRS) to fractional pixel coordinates (col, row); pixel centres at .5."""
-        x0, px, _, y0, _, py = self.transform
-        return (np.asarray(x, dtype=np.float64) - x0) / px, (np.asarray(y, dtype=np.float64) - y0) / py
-
-    def pixel_to_xy(self, col, row):
-        x0, px, _, y0, _, py = self.transform
-        return x0 + np.asarray(col, dtype=np.float64) * px, y0 + np.asarray(row, dtype=np.float64) * py
-
-    def lonlat_to_xy(self, lon, lat):
-        if not self.crs_wkt:
-            raise Loc2VecError("the area has no CRS, so lon/lat cannot be placed on it",
-                               "build it from an area raster (PalettedArea.from_raster) or pass crs_wkt")
-        from ..geo.crs import transformer_from_wgs84
-
-        return transformer_from_wgs84(self.crs_wkt).transform(lon, lat)
 
     # ---- pixels --------------------------------------------------------------------------
     def decode(self, window: tuple[int, int, int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:

@@ -1,0 +1,189 @@
+"""Training end to end on real Andorra data: the loss falls, accuracy beats chance, runs resume exactly."""
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from loc2vec_engine.errors import Loc2VecError  # noqa: E402
+from loc2vec_engine.training.checkpoint import load_checkpoint  # noqa: E402
+from loc2vec_engine.training.config import TrainConfig  # noqa: E402
+from loc2vec_engine.training.loop import train  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
+TINY = dict(encoder="loc2vec", embedding_dim=32, tile_size_px=64, batch_size=16, val_every=20, val_triplets=128,
+            log_every=5, lr=1e-3, device="cpu")
+
+
+def _rows(run):
+    with open(Path(run) / "metrics.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _quiet(fraction, message):
+    return False
+
+
+@pytest.fixture(scope="module")
+def trained(andorra_area, tmp_path_factory):
+    run = tmp_path_factory.mktemp("run") / "tiny"
+    cfg = TrainConfig(areas=[str(andorra_area)], out=str(run), steps=120, **TINY)
+    return train(cfg, progress=_quiet)
+
+
+def test_loss_falls_and_validation_beats_chance(trained):
+    rows = _rows(trained.run_dir)
+    losses = [float(r["train_loss"]) for r in rows if r["train_loss"]]
+    assert sum(losses[-4:]) / 4 < 0.8 * sum(losses[:4]) / 4, losses
+    untrained = float(rows[0]["val_acc"])
+    assert rows[0]["step"] == "0"
+    assert trained.best_val_acc > 0.75  # held-out blocks, 64-px tiles, 30 s on a CPU
+    assert trained.best_val_acc > untrained + 0.05, (untrained, trained.best_val_acc)
+    assert 0.5 < trained.baseline_val_acc <= 1.0
+    for name in ("config.json", "metrics.csv", "curves.png", "last.pt", "best.pt", "summary.json"):
+        assert (trained.run_dir / name).is_file(), name
+    assert json.loads((trained.run_dir / "summary.json").read_text())["step"] == 120
+
+
+def test_checkpoint_loads_weights_only(trained):
+    ck = load_checkpoint(trained.run_dir / "best.pt")
+    assert ck["meta"]["channel_names"][0] == "roads_major" and ck["meta"]["tile_size_px"] == 64
+    assert ck["step"] % 20 == 0
+
+
+def test_export_matches_torch(trained, tmp_path):
+    import numpy as np
+    import onnxruntime as ort
+
+    from loc2vec_engine.encoders import create_encoder
+    from loc2vec_engine.export.onnx import read_onnx_meta
+    from loc2vec_engine.training.export import export_run
+
+    out = export_run(trained.run_dir, tmp_path / "model.onnx")
+    meta = read_onnx_meta(out)
+    assert meta["channel_names"][:2] == ["roads_major", "roads_minor"]
+    assert int(meta["tile_size_px"]) == 64
+    ck = load_checkpoint(trained.run_dir / "best.pt")
+    model = create_encoder(ck["meta"]["name"], in_channels=12, embedding_dim=32)
+    model.load_state_dict(ck["model"])
+    model.eval()
+    x = torch.rand(3, 12, 64, 64)
+    sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    got = sess.run(None, {sess.get_inputs()[0].name: x.numpy()})[0]
+    assert np.abs(got - model(x).detach().numpy()).max() < 1e-4
+
+
+def _train_cmd(area, run, steps, resume=False):
+    cmd = [sys.executable, "-m", "loc2vec_engine.cli", "train", str(area), "--out", str(run), "--steps", str(steps),
+           "--encoder", "loc2vec", "--embedding-dim", "32", "--tile-size", "64", "--batch-size", "16",
+           "--val-every", "10", "--val-triplets", "64", "--lr", "1e-3", "--device", "cpu"]
+    return cmd + (["--resume"] if resume else [])
+
+
+def test_kill_9_then_resume_continues_exactly(andorra_area, tmp_path):
+    """A run killed mid-way and resumed logs the same losses as one that never stopped."""
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    straight = tmp_path / "straight"
+    subprocess.run(_train_cmd(andorra_area, straight, 40), check=True, env=env, capture_output=True)
+
+    run = tmp_path / "killed"
+    proc = subprocess.Popen(_train_cmd(andorra_area, run, 40), env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if (run / "last.pt").exists() and load_checkpoint(run / "last.pt")["step"] >= 20:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    stopped_at = load_checkpoint(run / "last.pt")["step"]
+    assert 20 <= stopped_at < 40
+    subprocess.run(_train_cmd(andorra_area, run, 40, resume=True), check=True, env=env, capture_output=True)
+    assert load_checkpoint(run / "last.pt")["step"] == 40
+    a, b = _rows(straight), _rows(run)
+    assert [r["step"] for r in a] == [r["step"] for r in b]
+    for ra, rb in zip(a, b):
+        for key in ("train_loss", "val_acc"):
+            if ra[key]:
+                assert float(ra[key]) == pytest.approx(float(rb[key]), rel=1e-4, abs=1e-5), (ra["step"], key)
+
+
+def test_full_disk_keeps_the_previous_checkpoint(andorra_area, tmp_path):
+    """A checkpoint write that fails (file size limit = a full disk) leaves last.pt as it was."""
+    run = tmp_path / "full"
+    script = f"""
+import resource, signal, sys
+from loc2vec_engine.training.config import TrainConfig
+from loc2vec_engine.training.loop import train
+from loc2vec_engine.errors import Loc2VecError
+cfg = TrainConfig(areas=[{str(andorra_area)!r}], out={str(run)!r}, steps=10, **{TINY!r})
+train(cfg, progress=lambda f, m: False)
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, 100_000))
+cfg.steps = 40
+try:
+    train(cfg, resume=True, progress=lambda f, m: False)
+except Loc2VecError as e:
+    print("ERROR", e.problem)
+    sys.exit(3)
+"""
+    TINY_VAL10 = dict(TINY, val_every=10)
+    script = script.replace(repr(TINY), repr(TINY_VAL10))
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO)
+    assert proc.returncode == 3, proc.stderr[-2000:]
+    assert "could not write checkpoint" in proc.stdout and "previous checkpoint is intact" in proc.stdout
+    assert load_checkpoint(run / "last.pt")["step"] == 10
+    assert not list(run.glob("*.part"))
+
+
+def test_two_process_ddp_on_gloo(andorra_area, tmp_path):
+    run = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
+           "-m", "loc2vec_engine.cli"] + _train_cmd(andorra_area, run, 20)[3:]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, OMP_NUM_THREADS="1"), timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert load_checkpoint(run / "last.pt")["step"] == 20
+    assert len([r for r in _rows(run) if r["val_acc"]]) == 3  # steps 0, 10, 20: rank 0 alone writes the log
+
+
+@pytest.mark.parametrize("change, message", [
+    (dict(encoder="no_such_net"), "unknown encoder"),
+    (dict(embedding_dim=8), "embedding size 8 is out of range"),
+    (dict(batch_size=1), "batch size 1 is too small"),
+])
+def test_bad_settings(andorra_area, tmp_path, change, message):
+    cfg = TrainConfig(areas=[str(andorra_area)], out=str(tmp_path / "run"), steps=5, **dict(TINY, **change))
+    with pytest.raises(Loc2VecError, match=message):
+        train(cfg, progress=_quiet)
+
+
+def test_wrong_band_count(tmp_path):
+    from osgeo import gdal
+
+    bad = tmp_path / "rgb.tif"
+    ds = gdal.GetDriverByName("GTiff").Create(str(bad), 64, 64, 3, gdal.GDT_Byte)
+    ds.SetGeoTransform((0, 2, 0, 128, 0, -2))
+    ds = None
+    cfg = TrainConfig(areas=[str(bad)], out=str(tmp_path / "run"), steps=5, **TINY)
+    with pytest.raises(Loc2VecError, match="has 3 bands but channel spec"):
+        train(cfg, progress=_quiet)
+
+
+def test_resume_without_a_run(andorra_area, tmp_path):
+    cfg = TrainConfig(areas=[str(andorra_area)], out=str(tmp_path / "empty"), steps=5, **TINY)
+    with pytest.raises(Loc2VecError, match="nothing to resume"):
+        train(cfg, resume=True, progress=_quiet)
+
+
+def test_run_folder_in_use(trained):
+    cfg = TrainConfig(areas=["x.tif"], out=str(trained.run_dir), steps=5, **TINY)
+    with pytest.raises(Loc2VecError, match="already holds a run"):
+        train(cfg, progress=_quiet)
