@@ -209,15 +209,38 @@ def _build_model(cfg: TrainConfig, areas, device):
     return model, meta
 
 
+def _blocks(cfg: TrainConfig, areas) -> list:
+    """Train/val/test blocks per area. An area too small to hold all three (a city centre extract)
+    goes wholly to training, so that validation only ever sees ground of the larger areas."""
+    from .blocks import auto_block_m, guard_margin_m, split_blocks
+
+    out, train_only = [], []
+    for area in areas:
+        margin = guard_margin_m(cfg.tile_size_m, 1 + cfg.scale_jitter, cfg.max_shift_px * area.pixel_size)
+        block = cfg.block_size_m or auto_block_m(margin)
+        split = split_blocks(area, block_m=block, seed=cfg.seed)
+        if not all(split.allowed(s, margin).any() for s in ("train", "val", "test")):
+            split = split_blocks(area, block_m=block, fractions=(1.0, 0.0, 0.0), seed=cfg.seed)
+            train_only.append(len(out))
+        out.append(split)
+    if len(train_only) == len(out):
+        raise Loc2VecError("no area is large enough for separate train, validation and test blocks",
+                           "add a larger area raster (e.g. a whole town, ≥ 10 x 10 km), or use smaller tiles")
+    return out, train_only
+
+
 def _samplers(cfg: TrainConfig, areas, device, rank: int):
     from .triplets import TripletSampler
 
+    blocks, train_only = _blocks(cfg, areas)
     common = dict(tile_size_px=cfg.tile_size_px, tile_size_m=cfg.tile_size_m, pos_range_m=tuple(cfg.pos_range_m),
                   neg_min_m=cfg.neg_min_m, max_shift_px=cfg.max_shift_px, scale_jitter=cfg.scale_jitter,
-                  device=device, block_size_m=cfg.block_size_m)
+                  device=device)
     train_s = TripletSampler(areas, split="train", seed=cfg.seed + 1000 * rank, built_up_weight=cfg.built_up_weight,
-                             balance_areas=cfg.balance_areas, neg_mode=cfg.neg_mode, **common)
-    val_s = TripletSampler(areas, split="val", seed=cfg.seed, **common)
+                             balance_areas=cfg.balance_areas, neg_mode=cfg.neg_mode, blocks=blocks, **common)
+    held = [i for i in range(len(areas)) if i not in train_only]
+    val_s = TripletSampler([areas[i] for i in held], split="val", seed=cfg.seed, blocks=[blocks[i] for i in held],
+                           **common)
     return train_s, val_s.fixed(cfg.val_triplets, seed=cfg.seed)
 
 

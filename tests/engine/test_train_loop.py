@@ -187,3 +187,26 @@ def test_run_folder_in_use(trained):
     cfg = TrainConfig(areas=["x.tif"], out=str(trained.run_dir), steps=5, **TINY)
     with pytest.raises(Loc2VecError, match="already holds a run"):
         train(cfg, progress=_quiet)
+
+
+def test_small_area_trains_but_is_not_held_out(andorra_area, porto_area, tmp_path):
+    """Porto's test piece is too small for three splits: it only trains; validation is Andorra's."""
+    from loc2vec_engine.training.loop import _blocks, _load_areas
+
+    cfg = TrainConfig(areas=[str(andorra_area), str(porto_area)], out=str(tmp_path / "two"), steps=10, **TINY)
+    blocks, train_only = _blocks(cfg, _load_areas(cfg))
+    assert train_only == [1]
+    assert blocks[1].counts()["val"] == 0 and blocks[0].counts()["val"] > 0
+    result = train(cfg, progress=_quiet)
+    assert result.step == 10 and 0.0 <= result.best_val_acc <= 1.0
+
+
+def test_score_on_an_unseen_area(trained, porto_area):
+    """The trained model and the baseline, measured on the same triplets of a city never trained on."""
+    from loc2vec_engine.encoders import load_encoder
+    from loc2vec_engine.training.unseen import score_on_area
+
+    model = load_encoder(trained.run_dir / "best.pt")
+    s = score_on_area(model, model.meta, porto_area, n=64, seed=1, batch_size=32, neg_min_m=700)  # a small piece
+    assert s.triplets == 64 and 0.0 <= s.model_acc <= 1.0
+    assert s.baseline_acc > 0.5
