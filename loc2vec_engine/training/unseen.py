@@ -38,7 +38,7 @@ def score_on_area(encoder, meta: dict, area_path, n: int = 1000, seed: int = 0, 
     # The whole area is unseen ground: every block is a "test" block.
     sampler = TripletSampler([area], split="test", tile_size_px=int(meta["tile_size_px"]),
                              tile_size_m=float(meta["tile_size_m"]), block_fractions=(0.0, 0.0, 1.0), device=device,
-                             seed=seed, neg_min_m=neg_min_m)
+                             seed=seed, neg_min_m=neg_min_m, backend="cpu" if str(device) == "cpu" else "torch")
     trip = sampler.fixed(n, seed=seed)
     # Standardise the baseline on other tiles of the same area (no labels involved).
     base = FractionsBaseline.fit(channel_fractions(sampler.fixed(min(n, 512), seed=seed + 1).anchor))

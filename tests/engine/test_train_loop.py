@@ -210,3 +210,20 @@ def test_score_on_an_unseen_area(trained, porto_area):
     s = score_on_area(model, model.meta, porto_area, n=64, seed=1, batch_size=32, neg_min_m=700)  # a small piece
     assert s.triplets == 64 and 0.0 <= s.model_acc <= 1.0
     assert s.baseline_acc > 0.5
+
+
+def test_early_stopping(andorra_area, tmp_path):
+    """With a learning rate of 0 nothing improves: the run stops after `patience` stale validations."""
+    cfg = TrainConfig(areas=[str(andorra_area)], out=str(tmp_path / "early"), steps=200,
+                      **dict(TINY, lr=0.0, val_every=5, patience=2, val_triplets=32))
+    result = train(cfg, progress=_quiet)
+    assert (result.stopped, result.step) == ("early", 15)
+    assert load_checkpoint(tmp_path / "early" / "last.pt")["step"] == 15
+
+
+def test_time_budget(andorra_area, tmp_path):
+    cfg = TrainConfig(areas=[str(andorra_area)], out=str(tmp_path / "budget"), steps=10_000, max_minutes=0.05,
+                      **dict(TINY, val_triplets=32))
+    result = train(cfg, progress=_quiet)
+    assert result.stopped == "time" and 0 < result.step < 10_000
+    assert load_checkpoint(tmp_path / "budget" / "last.pt")["step"] == result.step
