@@ -17,6 +17,7 @@ class UnseenScore:
     triplets: int
     model_acc: float
     baseline_acc: float
+    hybrid_acc: float  # model and fractions distances added, each scaled to unit mean (the design question)
 
     @property
     def gain(self) -> float:
@@ -45,10 +46,12 @@ def score_on_area(encoder, meta: dict, area_path, n: int = 1000, seed: int = 0, 
     fa, fp, fn = (base.embed(channel_fractions(t)) for t in (trip.anchor, trip.positive, trip.negative))
     baseline = float((((fa - fp) ** 2).sum(1) < ((fa - fn) ** 2).sum(1)).float().mean())
     encoder = encoder.to(device).eval()
-    hits = 0
     with torch.no_grad():
-        for i in range(0, n, batch_size):
-            sl = slice(i, i + batch_size)
-            a, p, q = (encoder(t[sl]) for t in (trip.anchor, trip.positive, trip.negative))
-            hits += int((((a - p) ** 2).sum(1) < ((a - q) ** 2).sum(1)).sum())
-    return UnseenScore(Path(area_path).name, n, hits / n, baseline)
+        a, p, q = (torch.cat([encoder(t[i:i + batch_size]) for i in range(0, n, batch_size)])
+                   for t in (trip.anchor, trip.positive, trip.negative))
+    m_ap, m_aq = ((a - p) ** 2).sum(1).cpu(), ((a - q) ** 2).sum(1).cpu()
+    f_ap, f_aq = ((fa - fp) ** 2).sum(1).cpu().float(), ((fa - fn) ** 2).sum(1).cpu().float()
+    # Scale each distance by its mean over all pairs (no labels used), then add.
+    m_scale, f_scale = torch.cat([m_ap, m_aq]).mean(), torch.cat([f_ap, f_aq]).mean()
+    hybrid = float(((m_ap / m_scale + f_ap / f_scale) < (m_aq / m_scale + f_aq / f_scale)).float().mean())
+    return UnseenScore(Path(area_path).name, n, float((m_ap < m_aq).float().mean()), baseline, hybrid)
