@@ -16,7 +16,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from numba import njit
+
+try:
+    from numba import njit
+
+    HAVE_NUMBA = True
+except ImportError:  # e.g. a bare GPU machine: the numpy builder below takes over
+    HAVE_NUMBA = False
+
+    def njit(*args, **kwargs):
+        return lambda f: f
 
 from ..errors import Loc2VecError
 from ..raster.grid import GridGeometry
@@ -152,17 +161,47 @@ class _PaletteBuilder:
     def add(self, row0: int, data: np.ndarray, valid: np.ndarray, verify: bool):
         h, w = valid.shape
         chunk = np.empty((h, w), np.uint32)
-        start = 0
-        while start < h * w:
-            self.count, start = _index_pixels(data, valid, start, self.table, self.words, self.count, chunk)
-            if start < h * w:
-                self._grow()
+        if HAVE_NUMBA:
+            start = 0
+            while start < h * w:
+                self.count, start = _index_pixels(data, valid, start, self.table, self.words, self.count, chunk)
+                if start < h * w:
+                    self._grow()
+        else:
+            self._index_numpy(data, valid, chunk)
+            verify = False  # the numpy path is exact by construction (np.unique on the pixel bytes)
         if self.count > 65536 and self.ids.dtype == np.uint16:
             self.ids = self.ids.astype(np.uint32)  # once, when the 65536th distinct value appears
         self.ids[row0:row0 + h] = chunk
         if verify and _count_mismatches(data, valid, chunk, self.palette()):
             raise Loc2VecError("the area's palette does not reproduce its pixels (internal error)",
                                "report this as a bug in loc2vec; use verify=False only to investigate")
+
+    def _index_numpy(self, data: np.ndarray, valid: np.ndarray, chunk: np.ndarray) -> None:
+        """Without numba: exact ids from np.unique over each valid pixel's bytes (slower, same result)."""
+        c, h, w = data.shape
+        padded = np.zeros((h * w, 4 * self.nw), np.uint8)
+        padded[:, :c] = np.moveaxis(data, 0, -1).reshape(-1, c)
+        ok = valid.ravel()
+        keys = padded[ok].view(np.dtype((np.void, 4 * self.nw))).ravel()
+        uniq, inverse = np.unique(keys, return_inverse=True)
+        lookup = getattr(self, "_lookup", None)
+        if lookup is None:
+            lookup = self._lookup = {}
+        gids = np.empty(len(uniq), np.uint32)
+        for j, key in enumerate(uniq):
+            gid = lookup.get(key.tobytes())
+            if gid is None:
+                while self.count >= self.cap:
+                    self.cap *= 2
+                    self.words = np.concatenate([self.words, np.zeros_like(self.words)])
+                gid = lookup[key.tobytes()] = self.count
+                self.words[gid] = np.frombuffer(key.tobytes(), np.uint32)
+                self.count += 1
+            gids[j] = gid
+        flat = np.zeros(h * w, np.uint32)
+        flat[ok] = gids[inverse.ravel()]
+        chunk[:] = flat.reshape(h, w)
 
     def palette(self) -> np.ndarray:
         b = self.words[:self.count].astype("<u4").view(np.uint8).reshape(self.count, 4 * self.nw)

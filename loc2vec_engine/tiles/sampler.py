@@ -13,7 +13,6 @@ import numpy as np
 
 from ..errors import Loc2VecError
 from ..raster.area import AreaRaster
-from .cpu import kernel_palette, sample_into
 from .geometry import TileGeometry, check_centres, check_size, tile_geometry
 from .paletted import PalettedArea
 
@@ -61,7 +60,11 @@ class TileSampler:
         self.backend = backend
         self.threads = threads or 1
         self.tile_size_m = float(tile_size_m)
-        self._kpal = kernel_palette(area.palette)
+        self._kpal = None
+        if backend == "cpu":
+            from .cpu import kernel_palette  # numba: only the CPU back-end needs it
+
+            self._kpal = kernel_palette(area.palette)
         self._torch = None
         if backend == "torch":
             from .torch_backend import TorchTiles  # torch only now
@@ -117,6 +120,8 @@ class TileSampler:
         n, s = len(geom), geom.size
         tiles, valid = out if out is not None else self.empty(n, s)
         buf = self._check_cpu_out(tiles, valid, n, s)
+        from .cpu import sample_into
+
         sample_into(self.area.ids, self._kpal, self.area.count, geom, buf, valid, self.threads)
         return tiles, valid
 

@@ -309,3 +309,17 @@ def test_bad_areas_and_options(area, tmp_path):
     pytest.importorskip("torch")
     with pytest.raises(Loc2VecError, match="max_device_bytes"):
         TileSampler(area, backend="torch", device="cpu", max_device_bytes=1000)
+
+
+def test_palette_without_numba_is_the_same_area(monkeypatch):
+    """A GPU machine without numba builds the palette with numpy: the decoded area is identical."""
+    from loc2vec_engine.tiles import paletted
+
+    data, valid = synthetic.make_area(260, 300, seed=3)
+    with_numba = PalettedArea.from_arrays(data, valid)
+    monkeypatch.setattr(paletted, "HAVE_NUMBA", False)
+    without = PalettedArea.from_arrays(data, valid)
+    assert without.n_values == with_numba.n_values
+    for area in (with_numba, without):
+        d, v = area.decode()
+        assert np.array_equal(v, valid) and np.array_equal(d[:, valid], data[:, valid])
