@@ -45,16 +45,13 @@ def save_checkpoint(path, payload: dict) -> None:
         raise
 
 
-def load_checkpoint(path, map_location="cpu") -> dict:
-    """Load a checkpoint file, or ``RUN_DIR/last.pt`` for a run folder; tensors and plain values only."""
-    import torch
+def load_checkpoint(path) -> dict:
+    """Load a checkpoint file, or ``RUN_DIR/last.pt`` for a run folder (what ``--resume`` continues)."""
+    from ..encoders.pretrained import read_checkpoint
 
     path = Path(path)
     if path.is_dir():
         path = path / "last.pt"
     if not path.is_file():
         raise Loc2VecError(f"checkpoint {path} not found", "give a run folder with last.pt, or a .pt file")
-    try:
-        return torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as e:  # a truncated or foreign file
-        raise Loc2VecError(f"cannot load checkpoint {path}: {e}", "use a checkpoint written by loc2vec train") from None
+    return read_checkpoint(path)

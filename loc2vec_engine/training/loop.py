@@ -60,7 +60,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress=None) -> RunResult:
 
     step, best = 0, -1.0
     if resume:
-        ck = load_checkpoint(run / "last.pt", map_location=device)
+        ck = load_checkpoint(run / "last.pt")
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optimizer"])
         sched.load_state_dict(ck["scheduler"])
