@@ -69,6 +69,8 @@ def _row_any(ids, pal, n, v, size, xc, yc, hxu, hxv, hyu, hyv, out, valid):
         y += dy
 
 
+# The serial and parallel drivers stay separate functions on purpose: one Python function compiled
+# twice with cache=True shares numba's on-disk cache entry, and the "parallel" one then ran serially.
 @njit(nogil=True, cache=True)
 def _batch12_serial(ids, pal4, size, xc, yc, hxu, hxv, hyu, hyv, out, valid):
     for n in range(xc.shape[0]):
