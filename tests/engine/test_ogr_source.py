@@ -69,21 +69,17 @@ def test_layer_map_feeds_untagged_data(tmp_path):
     assert (data[SPEC.index("roads_major")] > 0).sum() * area.pixel_size ** 2 == pytest.approx(20 * 670, rel=0.1)
 
 
-def test_layer_map_with_unknown_channel_is_refused(tmp_path):
+@pytest.mark.parametrize("layer, channel, message", [
+    ("my_roads", "motorways", "unknown channel 'motorways'"),
+    ("streets", "roads_major", "layers there: my_roads"),  # an unknown layer: the error lists the real ones
+])
+def test_bad_layer_map_is_refused(tmp_path, layer, channel, message):
     src = _line_layer(tmp_path / "my_roads.geojson")
     layer_map = tmp_path / "map.toml"
-    layer_map.write_text('[[layer]]\nlayer = "my_roads"\nchannel = "motorways"\ndraw = "line"\nwidth_m = 20\n')
-    with pytest.raises(Loc2VecError, match="unknown channel 'motorways'"):
+    layer_map.write_text(f'[[layer]]\nlayer = "{layer}"\nchannel = "{channel}"\ndraw = "line"\nwidth_m = 20\n')
+    with pytest.raises(Loc2VecError, match=message):
         rasterize(src, tmp_path / "never.tif", layer_map=layer_map, **QUIET)
     assert not (tmp_path / "never.tif").exists()
-
-
-def test_layer_map_with_unknown_layer_lists_the_layers(tmp_path):
-    src = _line_layer(tmp_path / "my_roads.geojson")
-    layer_map = tmp_path / "map.toml"
-    layer_map.write_text('[[layer]]\nlayer = "streets"\nchannel = "roads_major"\ndraw = "line"\nwidth_m = 20\n')
-    with pytest.raises(Loc2VecError, match="layers there: my_roads"):
-        rasterize(src, tmp_path / "never.tif", layer_map=layer_map, **QUIET)
 
 
 def test_projected_source_is_reprojected(tmp_path):
