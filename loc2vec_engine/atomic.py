@@ -24,10 +24,10 @@ def check_writable(path: str | os.PathLike) -> Path:
 
 
 @contextlib.contextmanager
-def atomic_output(path: str | os.PathLike):
+def atomic_output(path: str | os.PathLike, suffix: str = ".part"):
     """Yield a temporary path next to ``path``; rename it to ``path`` only if the block succeeds."""
     path = check_writable(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
     os.close(fd)
     os.unlink(tmp)  # writers (GDAL, pyosmium) want to create the file themselves
     tmp = Path(tmp)
@@ -35,5 +35,5 @@ def atomic_output(path: str | os.PathLike):
         yield tmp
         os.replace(tmp, path)
     finally:
-        for leftover in (tmp, Path(str(tmp) + ".aux.xml"), Path(str(tmp) + ".msk")):
+        for leftover in (tmp, *(Path(str(tmp) + s) for s in (".aux.xml", ".msk", "-journal", "-wal", "-shm"))):
             leftover.unlink(missing_ok=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from pathlib import Path
 
@@ -196,7 +197,19 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("demo", help="the main job on bundled data, no network")
     d.add_argument("--out", default="out/demo", help="output folder (default out/demo)")
     d.set_defaults(func=cmd_demo)
+    for module in _COMMAND_MODULES:
+        importlib.import_module(module).add_parsers(sub)
     return p
+
+
+# Commands that live next to the code they drive; each module has ``add_parsers(subparsers)`` and
+# imports its heavy packages (onnxruntime, scikit-learn, umap) only inside the command functions.
+_COMMAND_MODULES = (
+    "loc2vec_engine.embeddings.command",   # embed, merge
+    "loc2vec_engine.clusters.command",     # cluster
+    "loc2vec_engine.search.command",       # similar
+    "loc2vec_engine.evaluation.command",   # evaluate
+)
 
 
 # Options whose values often start with '-' (western longitudes): argparse would read them as options.
