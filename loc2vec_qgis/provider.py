@@ -5,6 +5,7 @@ from pathlib import Path
 from qgis.core import QgsProcessingProvider
 from qgis.PyQt.QtGui import QIcon
 
+from .algorithms.embed import EmbedAlgorithm
 from .algorithms.rasterize import RasterizeAlgorithm
 
 # resources/ sits next to loc2vec_qgis/ both in the repository and in the plugin folder.
@@ -32,10 +33,20 @@ class Loc2VecProvider(QgsProcessingProvider):
         return str(ICON)
 
     def loadAlgorithms(self):  # noqa: N802
-        self.addAlgorithm(RasterizeAlgorithm())
+        for algorithm in (RasterizeAlgorithm(), EmbedAlgorithm()):
+            self.addAlgorithm(algorithm)
 
     def supportedOutputRasterLayerExtensions(self):  # noqa: N802
         return ["tif"]
 
     def defaultRasterFileExtension(self):  # noqa: N802
         return "tif"
+
+    def supportedOutputVectorLayerExtensions(self):  # noqa: N802
+        return ["gpkg"]
+
+    def defaultVectorFileExtension(self, hasGeometry=True):  # noqa: N802
+        return "gpkg"
+
+    def supportsNonFileBasedOutput(self):  # noqa: N802
+        return False  # the engine writes files (GeoPackage, GeoTIFF), never memory layers

@@ -9,12 +9,9 @@ from qgis.core import (
     QgsCoordinateReferenceSystem,
     QgsCoordinateTransform,
     QgsCsException,
-    QgsFeature,
-    QgsFields,
     QgsProcessing,
     QgsProcessingAlgorithm,
     QgsProcessingException,
-    QgsProcessingFeatureSourceDefinition,
     QgsProcessingLayerPostProcessorInterface,
     QgsProcessingOutputNumber,
     QgsProcessingOutputString,
@@ -26,13 +23,11 @@ from qgis.core import (
     QgsProcessingParameterFile,
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
-    QgsProcessingUtils,
-    QgsProviderRegistry,
-    QgsVectorFileWriter,
 )
 
 from loc2vec_engine import ATTRIBUTION  # the engine package itself is light: heavy parts load in processAlgorithm
 
+from .clip import clip_polygon_file
 from .engine import FeedbackProgress, engine_errors, import_shapely, user_message
 
 WGS84 = "EPSG:4326"
@@ -166,47 +161,7 @@ class RasterizeAlgorithm(QgsProcessingAlgorithm):
         return (rect.xMinimum(), rect.yMinimum(), rect.xMaximum(), rect.yMaximum())
 
     def _clip(self, parameters, context, feedback):
-        """CLIP as a polygon file for the engine: the layer's own file when the whole of it is used,
-        else (memory layers, selections, sublayers, filters) its polygons copied to a temporary GeoJSON."""
-        value = parameters.get(self.CLIP)
-        if value in (None, ""):
-            return None
-        whole = True
-        if isinstance(value, QgsProcessingFeatureSourceDefinition):
-            whole = not value.selectedFeaturesOnly and value.featureLimit < 0
-        layer = self.parameterAsVectorLayer(parameters, self.CLIP, context)
-        if whole and layer is not None and layer.providerType() == "ogr" and not layer.subsetString():
-            parts = QgsProviderRegistry.instance().decodeUri("ogr", layer.source())
-            path = parts.get("path", "")
-            if os.path.isfile(path) and not parts.get("layerName") and parts.get("layerId") in (None, ""):
-                return path
-        source = self.parameterAsSource(parameters, self.CLIP, context)
-        if source is None:
-            raise QgsProcessingException(user_message(
-                f"cannot open the clip layer {value!r}", "give a polygon layer or a polygon file"))
-        wgs84 = QgsCoordinateReferenceSystem(WGS84)
-        path = QgsProcessingUtils.generateTempFilename("loc2vec_clip.geojson")
-        options = QgsVectorFileWriter.SaveVectorOptions()
-        options.driverName = "GeoJSON"
-        writer = QgsVectorFileWriter.create(path, QgsFields(), source.wkbType(), wgs84, context.transformContext(),
-                                            options)
-        if writer.hasError() != QgsVectorFileWriter.NoError:
-            raise QgsProcessingException(user_message(
-                f"cannot write the clip polygons to {path}: {writer.errorMessage()}", "check the temporary folder"))
-        transform = QgsCoordinateTransform(source.sourceCrs(), wgs84, context.transformContext())
-        count = 0
-        for feature in source.getFeatures():
-            geom = feature.geometry()
-            if geom.isEmpty():
-                continue
-            geom.transform(transform)
-            out = QgsFeature()
-            out.setGeometry(geom)
-            writer.addFeature(out)
-            count += 1
-        del writer  # closes the file
-        feedback.pushInfo(f"Clip: {count} polygon feature(s) copied to {path}")
-        return path
+        return clip_polygon_file(self, parameters, self.CLIP, context, feedback)
 
     def _preset(self, parameters, context):
         name = self.parameterAsEnumString(parameters, self.PRESET, context)

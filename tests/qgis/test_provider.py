@@ -10,11 +10,14 @@ from ..conftest import REPO
 from .conftest import sandbox_env
 
 
-def test_provider_lists_rasterize(loc2vec_plugin):
+ALGORITHMS = ["loc2vec:embed", "loc2vec:rasterize"]
+
+
+def test_provider_lists_its_algorithms(loc2vec_plugin):
     registry = QgsApplication.processingRegistry()
     provider = registry.providerById("loc2vec")
     assert provider is not None and provider.name() == "loc2vec"
-    assert [a.id() for a in provider.algorithms()] == ["loc2vec:rasterize"]
+    assert sorted(a.id() for a in provider.algorithms()) == ALGORITHMS
     alg = registry.algorithmById("loc2vec:rasterize")
     assert alg.displayName() == "Rasterize OpenStreetMap to an area raster"
     assert "OpenStreetMap contributors" in alg.shortHelpString() and "ODbL" in alg.shortHelpString()
@@ -46,7 +49,8 @@ def test_plugin_load_is_light_and_unloads(tmp_path):
         plugin.initGui()
         registry = QgsApplication.processingRegistry()
         assert registry.algorithmById("loc2vec:rasterize") is not None
-        heavy = sorted(m for m in ("torch", "osmium", "numba", "shapely", "pyproj", "tqdm") if m in sys.modules)
+        heavy = sorted(m for m in ("torch", "osmium", "numba", "shapely", "pyproj", "tqdm", "onnxruntime", "sklearn",
+                                   "umap", "faiss", "pyqtgraph", "matplotlib") if m in sys.modules)
         assert not heavy, f"imported at plugin load: {heavy}"
         plugin.unload()
         assert registry.providerById("loc2vec") is None

@@ -58,6 +58,21 @@ def test_run_rasterize(installed, porto_pbf):
     assert (ds.GetRasterBand(1).ReadAsArray() > 0).sum() > 1000  # major roads
 
 
+def test_run_embed_with_the_bundled_model(installed, porto_area):
+    """The plugin folder carries the default model: embed runs with no MODEL given."""
+    from loc2vec_engine.embeddings import read_embeddings
+
+    root, env = installed
+    out = root / "porto_emb.gpkg"
+    proc = run_qgis_process(["--json", "run", "loc2vec:embed", "--", f"AREA={porto_area}", "STRIDE=200",
+                             f"OUTPUT={out}"], env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(proc.stdout)
+    es = read_embeddings(out)
+    assert report["results"]["CELLS"] == len(es) > 10
+    assert es.meta["model_file"] == "loc2vec-default.onnx"
+
+
 def test_error_is_a_message_not_a_traceback(installed, tmp_path):
     _, env = installed
     proc = run_qgis_process(["run", "loc2vec:rasterize", "--", f"INPUT={tmp_path / 'gone.osm.pbf'}",
@@ -95,7 +110,8 @@ def test_zip_layout(tmp_path):
     for needed in ("metadata.txt", "__init__.py", "resources/icon.svg", "loc2vec_qgis/plugin.py",
                    "loc2vec_qgis/provider.py", "loc2vec_qgis/algorithms/rasterize.py",
                    "loc2vec_engine/__init__.py", "loc2vec_engine/raster/rasterize.py",
-                   "loc2vec_engine/channels/default.toml"):
+                   "loc2vec_engine/channels/default.toml", "resources/models/loc2vec-default.onnx",
+                   "loc2vec_qgis/algorithms/embed.py"):
         assert f"loc2vec/{needed}" in names, needed
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
     general = meta["general"]
