@@ -1,7 +1,8 @@
-"""The plugin object QGIS holds: registers the Processing provider, nothing else."""
+"""The plugin object QGIS holds: the Processing provider, and in the desktop the missing-package note."""
 
 from qgis.core import QgsApplication
 
+from . import dependencies
 from .provider import Loc2VecProvider
 
 
@@ -11,6 +12,10 @@ class Loc2VecPlugin:
     def __init__(self, iface):
         self.iface = iface
         self.provider = None
+        self.missing_item = None
+        # Packages installed by the plugin's Install button live in the profile: make them importable.
+        self.packages_dir = dependencies.packages_dir(QgsApplication.qgisSettingsDirPath())
+        dependencies.add_to_path(self.packages_dir)
 
     def initProcessing(self):  # noqa: N802
         """Called by qgis_process, and by initGui in the desktop."""
@@ -22,6 +27,11 @@ class Loc2VecPlugin:
 
     def initGui(self):  # noqa: N802
         self.initProcessing()
+        missing = dependencies.missing(target=self.packages_dir)
+        if missing and self.iface is not None:
+            from .gui.dependency_bar import show_missing
+
+            self.missing_item = show_missing(self.iface, missing)
 
     def unload(self):
         if self.provider is not None:

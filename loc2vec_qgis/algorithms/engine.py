@@ -64,9 +64,16 @@ def engine_errors():
     except ModuleNotFoundError as e:
         if not e.name or e.name.split(".")[0] in ("loc2vec_engine", "loc2vec_qgis", "qgis"):
             raise
+        from qgis.core import QgsApplication
+
+        from .. import dependencies
+
+        target = dependencies.packages_dir(QgsApplication.qgisSettingsDirPath())
+        need = dependencies.missing(target=target)
+        fix = (f"{_INSTALL_FIX}; or install the missing packages with: {need.command_line()}" if need
+               else _INSTALL_FIX)
         raise QgsProcessingException(user_message(
-            f"the loc2vec engine needs the Python package {e.name!r}, which QGIS's Python cannot import",
-            _INSTALL_FIX)) from None
+            f"the loc2vec engine needs the Python package {e.name!r}, which QGIS's Python cannot import", fix)) from None
 
 
 def import_shapely():

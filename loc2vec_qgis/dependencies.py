@@ -1,0 +1,128 @@
+"""Which Python packages the plugin's parts need, which are missing, and how to install them.
+
+Checked with ``importlib.util.find_spec``, which finds a package without importing it, so the check
+costs nothing at QGIS start-up. Missing packages can be pip-installed into a folder the plugin owns
+(``<QGIS profile>/python/loc2vec_packages``, put on ``sys.path`` at load), as Deepness does: no admin
+rights, nothing written into QGIS's own Python.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shlex
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+# import name -> pip requirement (numpy stays < 2 for the GDAL bindings that QGIS ships).
+PACKAGES = {
+    "numpy": "numpy<2",
+    "osmium": "osmium",
+    "shapely": "shapely>=2",
+    "numba": "numba",
+    "tqdm": "tqdm",
+    "onnxruntime": "onnxruntime",
+    "sklearn": "scikit-learn",
+    "umap": "umap-learn",
+    "faiss": "faiss-cpu",
+    "torch": "torch",
+    "timm": "timm",
+    "pyqtgraph": "pyqtgraph",
+}
+
+# What each part of the plugin needs; checked when that part runs.
+NEEDS = {
+    "rasterize": ("numpy", "osmium", "shapely", "numba", "tqdm"),
+    "embed": ("numpy", "numba", "tqdm", "onnxruntime"),
+    "cluster": ("numpy", "sklearn", "umap"),
+    "similar": ("numpy", "faiss"),
+    "evaluate": ("numpy", "numba", "onnxruntime", "sklearn", "osmium", "torch"),
+    "train": ("numpy", "numba", "torch", "timm"),
+    "docks": ("pyqtgraph",),
+}
+ALL = tuple(dict.fromkeys(p for names in NEEDS.values() for p in names))
+PACKAGES_DIR_NAME = "loc2vec_packages"
+
+
+@dataclass
+class Missing:
+    packages: list[str]  # import names
+    target: Path | None
+
+    def __bool__(self) -> bool:
+        return bool(self.packages)
+
+    @property
+    def requirements(self) -> list[str]:
+        return [PACKAGES.get(p, p) for p in self.packages]
+
+    def command(self) -> list[str]:
+        """The pip command that installs them (into ``target`` when given)."""
+        cmd = [python_executable(), "-m", "pip", "install"]
+        if self.target is not None:
+            cmd += ["--target", str(self.target)]
+        return cmd + self.requirements
+
+    def command_line(self) -> str:
+        return " ".join(shlex.quote(c) for c in self.command())
+
+    def message(self, what: str = "loc2vec") -> str:
+        return (f"{what} needs the Python package(s) {', '.join(self.requirements)}, which QGIS's Python cannot "
+                f"import. Install them with:\n  {self.command_line()}\nthen restart QGIS.")
+
+
+def missing(names=ALL, target: Path | None = None) -> Missing:
+    """The packages among ``names`` that cannot be found (``target``: where an install would go)."""
+    return Missing([n for n in names if importlib.util.find_spec(n) is None], target)
+
+
+def missing_for(part: str, target: Path | None = None) -> Missing:
+    return missing(NEEDS[part], target)
+
+
+def packages_dir(settings_dir: str | os.PathLike) -> Path:
+    """The plugin's package folder inside a QGIS profile folder (``QgsApplication.qgisSettingsDirPath()``)."""
+    return Path(settings_dir) / "python" / PACKAGES_DIR_NAME
+
+
+def add_to_path(folder: Path) -> bool:
+    """Put ``folder`` on ``sys.path`` (after the existing entries, so QGIS's own packages win)."""
+    folder = Path(folder)
+    if folder.is_dir() and str(folder) not in sys.path:
+        sys.path.append(str(folder))
+        importlib.invalidate_caches()
+        return True
+    return False
+
+
+def python_executable() -> str:
+    """The Python interpreter of this QGIS (``sys.executable`` is the QGIS binary on Windows and macOS)."""
+    exe = Path(sys.executable)
+    if exe.name.lower().startswith("python"):
+        return str(exe)
+    for folder in (Path(sys.exec_prefix) / "bin", Path(sys.exec_prefix)):
+        for name in (f"python{sys.version_info.major}.{sys.version_info.minor}", "python3", "python.exe", "python3.exe"):
+            if (folder / name).is_file():
+                return str(folder / name)
+    return "python3"
+
+
+def install(missing_: Missing, extra_args=(), on_line=None, timeout: float | None = None) -> tuple[int, str]:
+    """Run the pip command; ``on_line(str)`` gets pip's output as it comes. Returns (exit code, output)."""
+    if missing_.target is not None:
+        missing_.target.mkdir(parents=True, exist_ok=True)
+    cmd = missing_.command()
+    cmd[4:4] = list(extra_args)  # after "pip install"
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"})
+    lines = []
+    for line in proc.stdout:
+        lines.append(line)
+        if on_line is not None:
+            on_line(line.rstrip())
+    code = proc.wait(timeout=timeout)
+    if code == 0 and missing_.target is not None:
+        add_to_path(missing_.target)
+    return code, "".join(lines)
