@@ -1,0 +1,63 @@
+"""``loc2vec similar``: the cells most like a place, in the same embeddings file or another one."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+_DESCRIPTION = """\
+The k cells whose embeddings are most similar (cosine) to the cell at --at, with their scores and
+ground distances from the query. Several --at: the query is the mean embedding of those places.
+The query cell itself is included (rank 1, score 1.0: a sanity check); --exclude-radius leaves out
+the cells near the query. --in searches another embeddings file made with the same model.
+One command answers one query, so it searches exactly (building an index would cost more than it saves).
+"""
+
+
+def add_parsers(sub) -> None:
+    s = sub.add_parser("similar", help="the k cells most like a place (cosine similarity of embeddings)",
+                       description=_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    s.add_argument("embeddings", help="embeddings GeoPackage holding the query place (from loc2vec embed)")
+    s.add_argument("--at", action="append", required=True, metavar="LON,LAT",
+                   help="query place (WGS84); repeat for several reference places, e.g. --at -8.611,41.146 "
+                        "--at -8.606,41.141")
+    s.add_argument("--k", type=int, default=10, help="number of similar cells (default 10)")
+    s.add_argument("--in", dest="target", metavar="OTHER.gpkg",
+                   help="search this embeddings file instead (another city); it must come from the same model")
+    s.add_argument("--out", help="also write the hits as GeoPackage layer 'similar' (points; rank, cell, score, "
+                                 "distance_m)")
+    s.add_argument("--exclude-radius", type=float, default=0.0, metavar="M",
+                   help="leave out cells within M metres of the query places (default 0: keep the query cell)")
+    s.set_defaults(func=cmd_similar)
+
+
+def cmd_similar(args) -> None:
+    from .. import ATTRIBUTION
+    from ..atomic import check_writable
+    from ..embeddings.store import read_embeddings
+    from ..errors import Loc2VecError
+    from .similar import parse_lonlat, similar_at, write_similar
+
+    lonlats = [parse_lonlat(t) for t in args.at]
+    inputs = [Path(p) for p in (args.embeddings, args.target) if p]
+    if args.out:
+        check_writable(args.out)  # before any work
+        if any(Path(args.out).resolve() == p.resolve() for p in inputs):
+            raise Loc2VecError(f"--out {args.out} is an input file", "write the hits to a new file, e.g. similar.gpkg")
+    source = read_embeddings(args.embeddings)
+    target = read_embeddings(args.target) if args.target else source
+    result = similar_at(source, lonlats, args.k, target=target, exclude_radius_m=args.exclude_radius)
+    where = f" in {target.path.name}" if args.target else ""
+    print(f"most like {' + '.join(f'{x:.5f},{y:.5f}' for x, y in lonlats)} ({source.path.name}){where}: "
+          f"top {len(result)} of {len(target)} cells")
+    print(f"{'rank':>4}  {'score':>9}  {'lon':>11} {'lat':>10}  {'distance':>10}")
+    for rank, (score, (lon, lat), dist) in enumerate(zip(result.scores, result.lonlat, result.distance_m), 1):
+        print(f"{rank:4d}  {score:9.6f}  {lon:11.5f} {lat:10.5f}  {_metres(dist):>10}")
+    if args.out:
+        write_similar(args.out, target, result)
+        print(f"wrote {args.out} (layer 'similar')")
+    print(ATTRIBUTION)
+
+
+def _metres(d: float) -> str:
+    return f"{d / 1000:,.1f} km" if d >= 10_000 else f"{d:,.0f} m"

@@ -1,0 +1,323 @@
+"""Similar places: the cells whose embeddings are closest by cosine to one place or the mean of several.
+
+Query points are WGS84 lon/lat; each picks the nearest cell of the embeddings set, and a point farther
+from every cell than a cell's half-diagonal (plus 5 % of the stride) is outside the embedded area.
+Search across files (one city's place, another city's cells) needs the same model on both sides.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from .. import ATTRIBUTION
+from ..errors import Loc2VecError
+from .index import EXACT_BELOW, VectorIndex, check_k, top_k, unit_rows
+
+_EDGE_MARGIN = 0.05  # of the stride, beyond the cell's half-diagonal: points on the outer edge still count
+
+
+@dataclass
+class SimilarResult:
+    """The k best cells of the searched set, by descending cosine similarity."""
+
+    indices: np.ndarray  # (k,) rows of the searched EmbeddingSet
+    cells: np.ndarray  # (k,) grid cell ids
+    scores: np.ndarray  # (k,) cosine similarity to the query vector
+    lonlat: np.ndarray  # (k, 2) WGS84 cell centres
+    distance_m: np.ndarray  # (k,) ground distance to the nearest query point; NaN without one
+    query_lonlat: np.ndarray  # (Q, 2) the query points (may be empty)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+
+# ---- query points -> cells -> query vector ---------------------------------------------------
+def parse_lonlat(text: str) -> tuple[float, float]:
+    """'LON,LAT' -> (lon, lat); anything else, or a point off the globe, is a ``Loc2VecError``."""
+    try:
+        lon, lat = (float(v) for v in str(text).split(","))
+    except ValueError:
+        raise Loc2VecError(f"{text!r} is not LON,LAT", "give a point such as --at -8.6110,41.1460") from None
+    if not (math.isfinite(lon) and math.isfinite(lat) and -180 <= lon <= 180 and -90 <= lat <= 90):
+        raise Loc2VecError(f"{text!r} is not a point on the globe (LON in -180..180, LAT in -90..90)",
+                           "give longitude first, then latitude, e.g. --at -8.6110,41.1460")
+    return lon, lat
+
+
+def query_cells(es, lonlats) -> np.ndarray:
+    """Row of the nearest cell to each WGS84 point; a point outside the embedded area is an error."""
+    ll = _lonlats(lonlats)
+    pts = _to_crs(es, ll)
+    idx, dist = np.empty(len(pts), np.int64), np.empty(len(pts))
+    for i, p in enumerate(pts):
+        d2 = np.einsum("ij,ij->i", es.xy - p, es.xy - p)
+        idx[i] = int(np.argmin(d2))
+        dist[i] = math.sqrt(d2[idx[i]])
+    stride = grid_stride(es)
+    limit = stride * (math.sqrt(0.5) + _EDGE_MARGIN)
+    bad = np.flatnonzero(~(dist <= limit))
+    if len(bad):
+        i = bad[0]
+        raise Loc2VecError(
+            f"{ll[i, 0]:.5f},{ll[i, 1]:.5f} is outside the embedded area of {_name(es)}: the nearest cell is "
+            f"{dist[i]:,.0f} m away (cells are {stride:g} m apart)",
+            f"pick a point inside the area, which spans {_extent_text(es)}")
+    return idx
+
+
+def query_vector(es, indices) -> np.ndarray:
+    """(D,) unit query: the mean embedding of the given cells (several reference places)."""
+    v = es.vectors[np.atleast_1d(np.asarray(indices, np.int64))].astype(np.float64).mean(axis=0)
+    if np.linalg.norm(v) < 1e-6:
+        raise Loc2VecError("the reference places cancel out (their mean embedding is zero)",
+                           "choose reference places that are alike, or fewer of them")
+    return unit_rows(v, "the query vector")[0]
+
+
+def grid_stride(es) -> float:
+    """Metres between neighbouring cells: meta "stride_m", else the smallest gap between cell centres."""
+    stride = es.meta.get("stride_m")
+    if isinstance(stride, (int, float)) and stride > 0:
+        return float(stride)
+    gaps = [np.diff(np.unique(np.round(es.xy[:, a], 3))) for a in (0, 1)]
+    gaps = np.concatenate(gaps)
+    gaps = gaps[gaps > 0]
+    return float(gaps.min()) if len(gaps) else float(es.meta.get("tile_size_m", 500.0))
+
+
+def cells_within(es, lonlats, radius_m: float) -> np.ndarray:
+    """(N,) bool: cells within ``radius_m`` metres (in the set's CRS) of any of the points."""
+    mask = np.zeros(len(es), bool)
+    for p in _to_crs(es, _lonlats(lonlats)):
+        mask |= np.einsum("ij,ij->i", es.xy - p, es.xy - p) <= radius_m * radius_m
+    return mask
+
+
+# ---- search ----------------------------------------------------------------------------------
+def similarity_all(es, query_vec) -> np.ndarray:
+    """(N,) cosine similarity of every cell to the query (the heat map)."""
+    q = unit_rows(query_vec, "the query vector")[0]
+    _check_dim(es, q)
+    return es.vectors @ q
+
+
+def similar(es, query_vec, k: int, exclude=None, index: VectorIndex | None = None,
+            query_lonlat=None) -> SimilarResult:
+    """The k cells most similar to ``query_vec``, leaving out ``exclude`` (bool mask or rows).
+
+    Without ``index`` the search is exact: one matrix-vector product, faster than building an index
+    for a single query. Give a ``VectorIndex`` built on ``es.vectors`` to answer many queries.
+    """
+    q = unit_rows(query_vec, "the query vector")[0]
+    _check_dim(es, q)
+    excluded = _exclusion_mask(es, exclude)
+    k = _check_k_after_exclusion(k, len(es), int(excluded.sum()))
+    if index is None:
+        scores = es.vectors @ q
+        scores[excluded] = -np.inf
+        s, i = top_k(scores, k)
+    else:
+        if len(index) != len(es):
+            raise Loc2VecError(f"the index holds {len(index)} vectors, the embeddings {len(es)}",
+                               "build the index on these embeddings: VectorIndex.build(es.vectors)")
+        s, i = index.search(q, k + int(excluded.sum()))
+        keep = ~excluded[i[0]]
+        s, i = s[:, keep][:, :k], i[:, keep][:, :k]
+    return make_result(es, i[0], s[0], query_lonlat)
+
+
+def similar_at(es, lonlats, k: int, target=None, exclude_radius_m: float = 0.0,
+               index: VectorIndex | None = None) -> SimilarResult:
+    """Cells of ``target`` (default ``es``) most like the mean of ``es``'s cells at ``lonlats``."""
+    target = es if target is None else target
+    if target is not es:
+        check_same_model(es, target)
+    ll = _lonlats(lonlats)
+    q = query_vector(es, query_cells(es, ll))
+    radius = _check_radius(exclude_radius_m)
+    exclude = cells_within(target, ll, radius) if radius > 0 else None
+    return similar(target, q, k, exclude=exclude, index=index, query_lonlat=ll)
+
+
+def similar_across(source_es, target_es, lonlat, k: int, **kwargs) -> SimilarResult:
+    """A place of ``source_es`` searched in ``target_es``; refused unless both come from the same model."""
+    check_same_model(source_es, target_es)
+    return similar_at(source_es, lonlat, k, target=target_es, **kwargs)
+
+
+def check_same_model(a, b) -> None:
+    """Embeddings are comparable only when the same model file (meta "model_sha256") made both."""
+    for es in (a, b):
+        if not es.model_sha256:
+            raise Loc2VecError(f"{_name(es)} does not say which model made it (no model_sha256 in its metadata), "
+                               "so its vectors cannot be compared with another file's",
+                               "re-embed it with loc2vec embed, which records the model")
+    if a.model_sha256 != b.model_sha256:
+        raise Loc2VecError(
+            f"{_name(a)} and {_name(b)} were embedded with different models (model_sha256 "
+            f"{a.model_sha256[:12]}… vs {b.model_sha256[:12]}…): their vectors are not comparable",
+            "embed both areas with the same model (loc2vec embed MODEL.onnx AREA.tif), then search again")
+
+
+class PlaceSearch:
+    """One embeddings set prepared for repeated queries, as the QGIS plugin's clicks need.
+
+    ``highlight`` gives the heat map over every cell and the top k from it (exact, since every score
+    is computed anyway); ``top`` answers from a ``VectorIndex`` (exact below ``exact_below`` cells).
+    """
+
+    def __init__(self, es, exact_below: int = EXACT_BELOW, seed: int = 0):
+        self.es = es
+        self.exact_below = exact_below
+        self.seed = seed
+        self._index = None
+
+    @property
+    def index(self) -> VectorIndex:
+        if self._index is None:
+            self._index = VectorIndex.build(self.es.vectors, exact_below=self.exact_below, seed=self.seed)
+        return self._index
+
+    def highlight(self, lonlats, k: int = 10, exclude_radius_m: float = 0.0):
+        """(SimilarResult, (N,) similarity of every cell) for a click at ``lonlats``."""
+        ll = _lonlats(lonlats)
+        q = query_vector(self.es, query_cells(self.es, ll))
+        heat = similarity_all(self.es, q)
+        radius = _check_radius(exclude_radius_m)
+        excluded = cells_within(self.es, ll, radius) if radius > 0 else np.zeros(len(self.es), bool)
+        k = _check_k_after_exclusion(k, len(self.es), int(excluded.sum()))
+        s, i = top_k(np.where(excluded, -np.inf, heat), k)
+        return make_result(self.es, i[0], s[0], ll), heat
+
+    def top(self, lonlats, k: int = 10, exclude_radius_m: float = 0.0) -> SimilarResult:
+        return similar_at(self.es, lonlats, k, exclude_radius_m=exclude_radius_m, index=self.index)
+
+
+# ---- results ---------------------------------------------------------------------------------
+def make_result(es, indices, scores, query_lonlat=None) -> SimilarResult:
+    """A SimilarResult for rows ``indices`` of ``es``, with lon/lat and distances to the query points."""
+    from ..geo.crs import transformer_to_wgs84
+
+    indices = np.asarray(indices, np.int64)
+    lon, lat = transformer_to_wgs84(es.crs_wkt).transform(es.xy[indices, 0], es.xy[indices, 1])
+    lonlat = np.stack([np.asarray(lon, float), np.asarray(lat, float)], axis=1).reshape(-1, 2)
+    ql = np.empty((0, 2)) if query_lonlat is None else _lonlats(query_lonlat)
+    return SimilarResult(indices=indices, cells=es.cell[indices], scores=np.asarray(scores, np.float32),
+                         lonlat=lonlat, distance_m=_ground_distance(lonlat, ql), query_lonlat=ql)
+
+
+def write_similar(path, es, result: SimilarResult):
+    """Write the hits as GeoPackage layer ``similar`` (Point in the set's CRS; rank, cell, score, distance_m)."""
+    from osgeo import ogr, osr
+
+    from ..atomic import atomic_output
+
+    with atomic_output(path, suffix=".part.gpkg") as tmp:  # GDAL wants the .gpkg extension
+        ogr.UseExceptions()
+        ds = ogr.GetDriverByName("GPKG").CreateDataSource(str(tmp))
+        srs = osr.SpatialReference()
+        srs.ImportFromWkt(es.crs_wkt)
+        srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+        lyr = ds.CreateLayer("similar", srs, ogr.wkbPoint, ["GEOMETRY_NAME=geom", "FID=fid"])
+        for name, kind in (("rank", ogr.OFTInteger), ("cell", ogr.OFTInteger64), ("score", ogr.OFTReal),
+                           ("distance_m", ogr.OFTReal)):
+            lyr.CreateField(ogr.FieldDefn(name, kind))
+        lyr.SetMetadataItem("attribution", ATTRIBUTION)
+        lyr.SetMetadataItem("query_lonlat", "; ".join(f"{x:.6f},{y:.6f}" for x, y in result.query_lonlat))
+        lyr.SetMetadataItem("model_sha256", es.model_sha256)
+        lyr.StartTransaction()
+        for rank, (row, score, dist) in enumerate(zip(result.indices, result.scores, result.distance_m), 1):
+            f = ogr.Feature(lyr.GetLayerDefn())
+            pt = ogr.Geometry(ogr.wkbPoint)
+            pt.AddPoint_2D(float(es.xy[row, 0]), float(es.xy[row, 1]))
+            f.SetGeometry(pt)
+            f.SetField("rank", rank)
+            f.SetField("cell", int(es.cell[row]))
+            f.SetField("score", float(score))
+            if np.isfinite(dist):
+                f.SetField("distance_m", float(dist))
+            lyr.CreateFeature(f)
+        lyr.CommitTransaction()
+        ds = None
+    return path
+
+
+# ---- helpers ---------------------------------------------------------------------------------
+def _lonlats(lonlats) -> np.ndarray:
+    ll = np.asarray(lonlats, np.float64).reshape(-1, 2)
+    if len(ll) == 0:
+        raise Loc2VecError("no query point given", "give at least one LON,LAT (--at)")
+    if not np.all(np.isfinite(ll)) or np.any(np.abs(ll[:, 0]) > 180) or np.any(np.abs(ll[:, 1]) > 90):
+        raise Loc2VecError("query points must be WGS84 LON,LAT (LON in -180..180, LAT in -90..90)",
+                           "give longitude first, then latitude, e.g. -8.6110,41.1460")
+    return ll
+
+
+def _to_crs(es, ll: np.ndarray) -> np.ndarray:
+    from ..geo.crs import transformer_from_wgs84
+
+    if not es.crs_wkt:
+        raise Loc2VecError(f"{_name(es)} has no coordinate reference system", "re-embed it with loc2vec embed")
+    x, y = transformer_from_wgs84(es.crs_wkt).transform(ll[:, 0], ll[:, 1])
+    return np.stack([np.asarray(x, float), np.asarray(y, float)], axis=1).reshape(-1, 2)
+
+
+def _ground_distance(lonlat: np.ndarray, query: np.ndarray) -> np.ndarray:
+    """Geodesic metres from each point to the nearest query point (NaN without query points)."""
+    if len(query) == 0:
+        return np.full(len(lonlat), np.nan)
+    from pyproj import Geod
+
+    geod = Geod(ellps="WGS84")
+    d = [geod.inv(lonlat[:, 0], lonlat[:, 1], np.full(len(lonlat), qx), np.full(len(lonlat), qy))[2]
+         for qx, qy in query]
+    return np.min(np.asarray(d, float).reshape(len(query), -1), axis=0)
+
+
+def _exclusion_mask(es, exclude) -> np.ndarray:
+    if exclude is None:
+        return np.zeros(len(es), bool)
+    exclude = np.asarray(exclude)
+    if exclude.dtype == bool:
+        if exclude.shape != (len(es),):
+            raise Loc2VecError(f"exclude mask of shape {exclude.shape} for {len(es)} cells", "give one bool per cell")
+        return exclude.copy()
+    mask = np.zeros(len(es), bool)
+    mask[exclude.astype(np.int64)] = True
+    return mask
+
+
+def _check_k_after_exclusion(k, n: int, n_excluded: int) -> int:
+    if n_excluded and isinstance(k, (int, np.integer)) and k > n - n_excluded >= 0:
+        raise Loc2VecError(f"k={k} is larger than the {n - n_excluded} cells left after leaving out the "
+                           f"{n_excluded} within the exclude radius", "ask for fewer cells or use a smaller radius")
+    return check_k(k, n - n_excluded)
+
+
+def _check_radius(radius) -> float:
+    radius = float(radius or 0.0)
+    if not (math.isfinite(radius) and radius >= 0):
+        raise Loc2VecError(f"the exclude radius must be 0 or more metres, not {radius!r}",
+                           "use e.g. --exclude-radius 200")
+    return radius
+
+
+def _check_dim(es, q: np.ndarray) -> None:
+    if es.vectors.shape[1] != len(q):
+        raise Loc2VecError(f"a {len(q)}-D query for {es.vectors.shape[1]}-D embeddings in {_name(es)}",
+                           "query with a vector from the model that made these embeddings")
+
+
+def _name(es) -> str:
+    return es.path.name if getattr(es, "path", None) is not None else "the embeddings"
+
+
+def _extent_text(es) -> str:
+    from ..geo.crs import transformer_to_wgs84
+
+    (x0, y0), (x1, y1) = es.xy.min(axis=0), es.xy.max(axis=0)
+    lon, lat = transformer_to_wgs84(es.crs_wkt).transform([x0, x0, x1, x1], [y0, y1, y0, y1])
+    return f"lon {min(lon):.5f}..{max(lon):.5f}, lat {min(lat):.5f}..{max(lat):.5f}"

@@ -1,0 +1,285 @@
+"""Similar-place search on real embeddings: central Porto tiles run through the shipped ONNX model."""
+
+import numpy as np
+import pytest
+
+from loc2vec_engine import ATTRIBUTION
+from loc2vec_engine.cli import main
+from loc2vec_engine.embeddings.store import read_embeddings, write_embeddings
+from loc2vec_engine.errors import Loc2VecError
+from loc2vec_engine.search import (PlaceSearch, VectorIndex, exact_search, query_cells, query_vector, recall_at_k,
+                                   similar, similar_across, similar_at, similarity_all)
+
+from ..conftest import REPO
+
+MODEL = REPO / "resources" / "models" / "loc2vec-default.onnx"
+STRIDE_M = 40.0
+# Inside the Porto test area: Baixa (streets, dense blocks) and the Douro by Ribeira (water).
+BAIXA = (-8.6110, 41.1460)
+RIBEIRA = (-8.6120, 41.1405)
+
+
+@pytest.fixture(scope="module")
+def porto_embeddings(porto_area, tmp_path_factory):
+    """Every cell of a 40 m grid over the Porto area, embedded by the shipped model (about 900 cells)."""
+    from loc2vec_engine.embeddings.onnx_encoder import OnnxEncoder
+    from loc2vec_engine.raster.area import AreaRaster
+    from loc2vec_engine.tiles import TileSampler
+
+    area = AreaRaster.open(porto_area)
+    w, s, e, n = area.bounds
+    xs, ys = np.arange(w + STRIDE_M / 2, e, STRIDE_M), np.arange(n - STRIDE_M / 2, s, -STRIDE_M)
+    gx, gy = np.meshgrid(xs, ys)
+    xy = np.stack([gx.ravel(), gy.ravel()], axis=1)
+    enc = OnnxEncoder(MODEL, "cpu")
+    sampler = TileSampler(area)
+    vectors = np.concatenate([enc.embed(sampler.sample(xy[i:i + 256], size=64)[0]) for i in range(0, len(xy), 256)])
+    meta = {"model_sha256": enc.sha256, "stride_m": STRIDE_M, "tile_size_m": 500.0, "tile_size_px": 64,
+            "area": porto_area.name}
+    d = tmp_path_factory.mktemp("search")
+    path = write_embeddings(d / "porto.gpkg", xy, vectors, area.crs_wkt, meta)
+    # Two files from the same model (west and east halves) for cross-file search, and one "other model".
+    west = xy[:, 0] < np.median(xs)
+    write_embeddings(d / "west.gpkg", xy[west], vectors[west], area.crs_wkt, meta, cell=np.flatnonzero(west))
+    write_embeddings(d / "east.gpkg", xy[~west], vectors[~west], area.crs_wkt, meta, cell=np.flatnonzero(~west))
+    write_embeddings(d / "other_model.gpkg", xy[~west], vectors[~west], area.crs_wkt,
+                     {**meta, "model_sha256": "0" * 64}, cell=np.flatnonzero(~west))
+    return read_embeddings(path)
+
+
+@pytest.fixture()
+def files(porto_embeddings):
+    d = porto_embeddings.path.parent
+    return {name: d / f"{name}.gpkg" for name in ("porto", "west", "east", "other_model")}
+
+
+# ---- the engine API -------------------------------------------------------------------------
+@pytest.mark.parametrize("place", [BAIXA, RIBEIRA])
+def test_query_cell_is_its_own_best_match(porto_embeddings, place):
+    es = porto_embeddings
+    res = similar_at(es, [place], k=10)
+    (cell,) = query_cells(es, [place])
+    assert res.indices[0] == cell and res.scores[0] == pytest.approx(1.0, abs=1e-5)
+    assert np.all(np.diff(res.scores) <= 0)
+    assert res.distance_m[0] <= STRIDE_M * np.sqrt(0.5) + 1
+    # Scores are the true cosines of the returned cells, and nothing left out beats the 10th.
+    np.testing.assert_allclose(res.scores, es.vectors[res.indices] @ es.vectors[cell], atol=1e-6)
+    others = np.delete(es.vectors @ es.vectors[cell], res.indices)
+    assert others.max() <= res.scores[-1] + 1e-6
+
+
+def test_distances_are_ground_metres_from_the_query(porto_embeddings):
+    from pyproj import Geod
+
+    res = similar_at(porto_embeddings, [BAIXA], k=25)
+    _, _, d = Geod(ellps="WGS84").inv(res.lonlat[:, 0], res.lonlat[:, 1], np.full(25, BAIXA[0]),
+                                      np.full(25, BAIXA[1]))
+    np.testing.assert_allclose(res.distance_m, d, rtol=1e-9)
+    assert res.distance_m.max() > 2 * STRIDE_M  # hits are spread out, not only the neighbours
+
+
+def test_mean_of_several_places(porto_embeddings):
+    es = porto_embeddings
+    cells = query_cells(es, [BAIXA, RIBEIRA])
+    q = query_vector(es, cells)
+    expected = es.vectors[cells].sum(axis=0)
+    np.testing.assert_allclose(q, expected / np.linalg.norm(expected), atol=1e-6)
+    res = similar_at(es, [BAIXA, RIBEIRA], k=5)
+    np.testing.assert_allclose(res.scores, es.vectors[res.indices] @ q, atol=1e-6)
+    # The mean query is less like either reference than each is like itself, and distances go to the nearer.
+    assert res.scores[0] < 1.0 - 1e-4
+    near = similar(es, q, k=len(es), query_lonlat=[BAIXA, RIBEIRA])
+    assert near.distance_m[list(near.indices).index(cells[1])] < STRIDE_M
+
+
+def test_similarity_all_is_the_heat_map_of_the_click(porto_embeddings):
+    es = porto_embeddings
+    search = PlaceSearch(es)
+    res, heat = search.highlight([BAIXA], k=10)
+    (cell,) = query_cells(es, [BAIXA])
+    np.testing.assert_allclose(heat, similarity_all(es, es.vectors[cell]), atol=1e-6)
+    assert heat.shape == (len(es),) and heat[cell] == pytest.approx(1.0, abs=1e-5)
+    np.testing.assert_allclose(res.scores, np.sort(heat)[::-1][:10], atol=1e-6)
+    np.testing.assert_allclose(search.top([BAIXA], k=10).scores, res.scores, atol=1e-6)
+
+
+def test_exclude_radius_leaves_out_the_neighbourhood(porto_embeddings):
+    res = similar_at(porto_embeddings, [BAIXA], k=10, exclude_radius_m=150)
+    assert res.distance_m.min() > 140  # planar radius in UTM vs geodesic distance: within a metre
+    assert res.scores[0] < 1.0
+
+
+def test_index_agrees_with_exact_search_on_real_embeddings(porto_embeddings):
+    v = porto_embeddings.vectors
+    index = VectorIndex.build(v, exact_below=200, seed=0)  # lowered threshold: the IVF path on ~900 cells
+    assert index.kind == "ivf", index.note
+    exact, _ = exact_search(v, v, 10)
+    found, idx = index.search(v, 10)
+    assert recall_at_k(exact, found) >= 0.98
+    np.testing.assert_allclose(found, np.take_along_axis(v @ v.T, idx, 1), atol=1e-5)  # true cosines
+    assert np.all(np.diff(found, axis=1) <= 1e-7)
+    again = VectorIndex.build(v, exact_below=200, seed=0)
+    assert np.array_equal(again.search(v, 10)[1], idx)  # deterministic for a seed
+
+
+def _unit(x):
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def test_index_on_clustered_and_random_vectors():
+    rng = np.random.default_rng(1)
+    centres = _unit(rng.standard_normal((60, 128)))
+    clustered = _unit(centres[rng.integers(0, 60, 12_000)] + 0.1 * rng.standard_normal((12_000, 128)))
+    queries = clustered[rng.choice(12_000, 200, replace=False)] + 0.02 * rng.standard_normal((200, 128))
+    index = VectorIndex.build(clustered, exact_below=5_000, seed=0)
+    assert index.kind == "ivf" and index.nprobe < index.nlist // 4, repr(index)
+    assert recall_at_k(exact_search(clustered, _unit(queries), 10)[0], index.search(queries, 10)[0]) >= 0.98
+    # Random 128-D vectors have no neighbourhoods for IVF to exploit: the tuner falls back to exact search.
+    noise = _unit(rng.standard_normal((8_000, 128)))
+    index = VectorIndex.build(noise, exact_below=5_000, seed=0)
+    assert index.kind == "exact" and "exact search" in index.note
+    np.testing.assert_array_equal(index.search(noise[:5], 3)[1][:, 0], np.arange(5))
+
+
+def test_cross_file_search_needs_the_same_model(files):
+    west, east, other = (read_embeddings(files[n]) for n in ("west", "east", "other_model"))
+    place = tuple(west.lonlat()[len(west) // 2])
+    res = similar_across(west, east, [place], k=10)
+    q = west.vectors[query_cells(west, [place])[0]]
+    np.testing.assert_allclose(res.scores, east.vectors[res.indices] @ q, atol=1e-6)
+    assert np.all(np.isin(res.cells, east.cell)) and res.distance_m.min() > 0
+    with pytest.raises(Loc2VecError, match="different models"):
+        similar_across(west, other, [place], k=10)
+
+
+# ---- the command line -----------------------------------------------------------------------
+def _run(capsys, *argv):
+    rc = main([str(a) for a in argv])
+    cap = capsys.readouterr()
+    return rc, cap.out, cap.err
+
+
+def _at(p):
+    return f"{p[0]},{p[1]}"
+
+
+def test_cli_prints_the_table_and_writes_the_layer(files, tmp_path, capsys):
+    from osgeo import ogr, osr
+
+    out = tmp_path / "similar.gpkg"
+    rc, text, err = _run(capsys, "similar", files["porto"], "--at", _at(BAIXA), "--k", 7, "--out", out)
+    assert rc == 0, err
+    rows = [line.split() for line in text.splitlines() if line.strip()[:1].isdigit()]
+    assert len(rows) == 7 and rows[0][:2] == ["1", "1.000000"]
+    assert ATTRIBUTION in text
+    ds = ogr.Open(str(out))
+    lyr = ds.GetLayerByName("similar")
+    assert lyr.GetFeatureCount() == 7 and lyr.GetGeomType() == ogr.wkbPoint
+    es = read_embeddings(files["porto"])
+    assert lyr.GetSpatialRef().IsSame(osr.SpatialReference(wkt=es.crs_wkt))
+    feats = list(lyr)
+    assert [f["rank"] for f in feats] == list(range(1, 8))
+    assert feats[0]["score"] == pytest.approx(1.0, abs=1e-5)
+    assert all(a["score"] >= b["score"] for a, b in zip(feats, feats[1:]))
+    row = {c: i for i, c in enumerate(es.cell)}[feats[0]["cell"]]
+    assert (feats[0].GetGeometryRef().GetX(), feats[0].GetGeometryRef().GetY()) == pytest.approx(tuple(es.xy[row]))
+    assert feats[0]["distance_m"] < STRIDE_M
+
+
+def test_cli_several_places_and_another_file(files, tmp_path, capsys):
+    west = read_embeddings(files["west"])
+    a, b = (tuple(p) for p in west.lonlat()[[10, len(west) - 10]])
+    rc, text, err = _run(capsys, "similar", files["west"], "--at", _at(a), "--at", _at(b), "--in", files["east"],
+                         "--k", 3, "--exclude-radius", 100)
+    assert rc == 0, err
+    assert "in east.gpkg" in text and len([x for x in text.splitlines() if x.strip()[:1].isdigit()]) == 3
+
+
+@pytest.fixture()
+def out_dir(tmp_path):
+    d = tmp_path / "out"
+    d.mkdir()
+    return d
+
+
+def _empty_gpkg(path):
+    from pyproj import CRS
+
+    write_embeddings(path, np.zeros((0, 2)), np.zeros((0, 128), np.float32), CRS.from_epsg(32629).to_wkt(),
+                     {"model_sha256": "0" * 64})
+    return path
+
+
+def _foreign_gpkg(path):
+    from osgeo import ogr
+
+    ds = ogr.GetDriverByName("GPKG").CreateDataSource(str(path))
+    ds.CreateLayer("roads", None, ogr.wkbLineString)
+    ds = None
+    return path
+
+
+def _no_model_gpkg(path, files):
+    es = read_embeddings(files["east"])
+    write_embeddings(path, es.xy, es.vectors, es.crs_wkt, {"stride_m": STRIDE_M})  # no model_sha256
+    assert "model_sha256" not in read_embeddings(path).meta
+    return path
+
+
+@pytest.mark.parametrize("case, expected", [
+    ("empty", "no embedded cells"),
+    ("foreign", "not a loc2vec embeddings GeoPackage"),
+    ("not_gpkg", "is not a GeoPackage"),
+    ("outside", "outside the embedded area"),
+    ("k_too_large", "larger than the"),
+    ("k_zero", "k must be a positive whole number"),
+    ("exclude_everything", "left after leaving out"),
+    ("other_model", "different models"),
+    ("no_model", "does not say which model"),
+    ("bad_point", "is not LON,LAT"),
+    ("off_globe", "not a point on the globe"),
+    ("negative_radius", "exclude radius"),
+    ("out_is_input", "is an input file"),
+])
+def test_bad_input_is_one_clear_error(case, expected, files, tmp_path, out_dir, capsys):
+    out = out_dir / "similar.gpkg"
+    emb, extra = files["porto"], []
+    k = 5
+    at = _at(BAIXA)
+    if case == "empty":
+        emb = _empty_gpkg(tmp_path / "empty.gpkg")
+    elif case == "foreign":
+        emb = _foreign_gpkg(tmp_path / "roads.gpkg")
+    elif case == "not_gpkg":
+        emb = tmp_path / "notes.gpkg"
+        emb.write_text("not a database, just text " * 100)
+    elif case == "outside":
+        at = "-8.70,41.15"  # 7 km west, in the Atlantic
+    elif case == "k_too_large":
+        k = 100_000
+    elif case == "k_zero":
+        k = 0
+    elif case == "exclude_everything":
+        extra = ["--exclude-radius", 5000]
+    elif case == "other_model":
+        emb, extra = files["west"], ["--in", files["other_model"]]
+        at = _at(tuple(read_embeddings(emb).lonlat()[0]))
+    elif case == "no_model":
+        extra = ["--in", _no_model_gpkg(tmp_path / "nomodel.gpkg", files)]
+    elif case == "bad_point":
+        at = "41.146"
+    elif case == "off_globe":
+        at = "41.146,-8.611e3"
+    elif case == "negative_radius":
+        extra = ["--exclude-radius", -5]
+    elif case == "out_is_input":
+        out = files["porto"]
+    before = files["porto"].stat().st_mtime_ns
+    rc, text, err = _run(capsys, "similar", emb, "--at", at, "--k", k, "--out", out, *extra)
+    assert rc == 2, (text, err)
+    assert err.startswith("error: ") and "\n  fix: " in err and err.count("error: ") == 1, err
+    assert expected in err, err
+    assert "Traceback" not in err
+    assert text == ""  # no partial table either
+    assert sorted(p.name for p in out_dir.iterdir()) == []
+    assert files["porto"].stat().st_mtime_ns == before
