@@ -7,6 +7,7 @@ from qgis.PyQt.QtGui import QIcon
 
 from .algorithms.embed import EmbedAlgorithm
 from .algorithms.rasterize import RasterizeAlgorithm
+from .algorithms.train import TrainAlgorithm
 
 # resources/ sits next to loc2vec_qgis/ both in the repository and in the plugin folder.
 ICON = Path(__file__).resolve().parent.parent / "resources" / "icon.svg"
@@ -33,7 +34,7 @@ class Loc2VecProvider(QgsProcessingProvider):
         return str(ICON)
 
     def loadAlgorithms(self):  # noqa: N802
-        for algorithm in (RasterizeAlgorithm(), EmbedAlgorithm()):
+        for algorithm in (RasterizeAlgorithm(), TrainAlgorithm(), EmbedAlgorithm()):
             self.addAlgorithm(algorithm)
 
     def supportedOutputRasterLayerExtensions(self):  # noqa: N802

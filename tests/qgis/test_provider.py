@@ -10,7 +10,7 @@ from ..conftest import REPO
 from .conftest import sandbox_env
 
 
-ALGORITHMS = ["loc2vec:embed", "loc2vec:rasterize"]
+ALGORITHMS = ["loc2vec:embed", "loc2vec:rasterize", "loc2vec:train"]
 
 
 def test_provider_lists_its_algorithms(loc2vec_plugin):

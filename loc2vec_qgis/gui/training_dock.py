@@ -1,0 +1,102 @@
+"""A dock that plots a training run's loss and validation accuracy live, from its ``metrics.csv``.
+
+It reads the file the engine appends to (every run folder has one), so it follows a training started
+by the *Train encoder* algorithm, by ``loc2vec train`` in a terminal, or one on another machine
+writing to a shared folder. pyqtgraph is imported when the dock is built.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from qgis.gui import QgsDockWidget
+from qgis.PyQt.QtCore import QObject, QTimer, pyqtSignal
+from qgis.PyQt.QtWidgets import QLabel, QVBoxLayout, QWidget
+
+POLL_MS = 1000
+
+
+class _RunStarted(QObject):
+    """Carries a run folder from the Processing worker thread to the GUI thread (queued signal)."""
+
+    started = pyqtSignal(str)
+
+
+class TrainingDock(QgsDockWidget):
+    """Loss and validation accuracy of one run folder, refreshed every second while it grows."""
+
+    def __init__(self, parent=None):
+        super().__init__("loc2vec: training", parent)
+        import pyqtgraph as pg
+
+        self.setObjectName("loc2vec_training_dock")
+        self.run_dir: Path | None = None
+        self.rows: list[dict] = []
+        self._size = -1
+        body = QWidget()
+        box = QVBoxLayout(body)
+        self.status = QLabel("Run 'Train encoder' (or pick a run folder) to see its curves here.")
+        self.status.setWordWrap(True)
+        self.loss_plot = pg.PlotWidget(background="w", title="training loss")
+        self.acc_plot = pg.PlotWidget(background="w", title="validation triplet accuracy")
+        self.acc_plot.setXLink(self.loss_plot)
+        for plot in (self.loss_plot, self.acc_plot):
+            plot.setLabel("bottom", "step")
+            plot.showGrid(x=True, y=True, alpha=0.3)
+        self.loss_curve = self.loss_plot.plot(pen=pg.mkPen("#1f77b4", width=2))
+        self.acc_curve = self.acc_plot.plot(pen=pg.mkPen("#d62728", width=2), symbol="o", symbolSize=5,
+                                            symbolBrush="#d62728")
+        box.addWidget(self.status)
+        box.addWidget(self.loss_plot)
+        box.addWidget(self.acc_plot)
+        self.setWidget(body)
+        self.timer = QTimer(self)
+        self.timer.setInterval(POLL_MS)
+        self.timer.timeout.connect(self.refresh)
+        self._relay = _RunStarted()
+        self._relay.started.connect(self.watch)
+
+    def listener(self, run_dir: str) -> None:
+        """For ``train.RUN_STARTED_LISTENERS``: callable from any thread."""
+        self._relay.started.emit(str(run_dir))
+
+    def watch(self, run_dir) -> None:
+        self.run_dir = Path(run_dir)
+        self.rows, self._size = [], -1
+        self.status.setText(f"Watching {self.run_dir}")
+        self.timer.start()
+        self.refresh()  # stops the timer again when the run has already finished
+
+    def refresh(self) -> None:
+        """Re-read metrics.csv when it changed and redraw both curves."""
+        if self.run_dir is None:
+            return
+        path = self.run_dir / "metrics.csv"
+        size = path.stat().st_size if path.is_file() else -1
+        if size == self._size:
+            return
+        self._size = size
+        self.rows = _read_rows(path)
+        loss = [(float(r["step"]), float(r["train_loss"])) for r in self.rows if r.get("train_loss")]
+        acc = [(float(r["step"]), float(r["val_acc"])) for r in self.rows if r.get("val_acc")]
+        self.loss_curve.setData(*_columns(loss))
+        self.acc_curve.setData(*_columns(acc))
+        if acc:
+            best = max(a for _, a in acc)
+            self.status.setText(f"{self.run_dir.name}: step {int(self.rows[-1]['step'])}, "
+                                f"best validation accuracy {best:.3f}")
+        if (self.run_dir / "summary.json").is_file():
+            self.timer.stop()  # the run has finished
+
+
+def _read_rows(path: Path) -> list[dict]:
+    if not path.is_file():
+        return []
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    return [r for r in rows if r.get("step")]  # a line being written may be incomplete
+
+
+def _columns(pairs):
+    return ([p[0] for p in pairs], [p[1] for p in pairs]) if pairs else ([], [])
