@@ -156,7 +156,8 @@ def _meta(enc: OnnxEncoder, area_path, grid: CellGrid, clip, part) -> dict:
 
 
 def _model_meta(enc: OnnxEncoder) -> dict:
-    return {"model": enc.meta, "model_file": enc.path.name, "model_sha256": enc.sha256,
+    return {"model": enc.meta, "model_file": enc.path.name, "model_path": str(enc.path.resolve()),
+            "model_sha256": enc.sha256,
             "tile_size_m": enc.tile_size_m, "tile_size_px": enc.tile_size_px}
 
 
