@@ -110,7 +110,7 @@ def cmd_export(args) -> None:
 def cmd_demo(args) -> None:
     from .demo import run_demo
 
-    run_demo(args.out)
+    run_demo(args.out, train_minutes=args.train_minutes)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -196,6 +196,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("demo", help="the main job on bundled data, no network")
     d.add_argument("--out", default="out/demo", help="output folder (default out/demo)")
+    d.add_argument("--train-minutes", type=float, default=None,
+                   help="train an encoder for N minutes (on Andorra + Porto) instead of using the shipped model")
     d.set_defaults(func=cmd_demo)
     for module in _COMMAND_MODULES:
         importlib.import_module(module).add_parsers(sub)

@@ -1,14 +1,42 @@
-"""`loc2vec demo` runs end to end on bundled data and leaves its pictures and raster."""
+"""`loc2vec demo` runs end to end on bundled data: every output exists and is what it claims to be."""
 
-from loc2vec_engine.demo import run_demo
+import json
+import zipfile
+
+import numpy as np
+
+from loc2vec_engine.demo import K_CLUSTERS, K_SIMILAR, run_demo
+from loc2vec_engine.embeddings import read_embeddings
 from loc2vec_engine.raster.area import AreaRaster
 
 
 def test_demo_writes_everything(tmp_path, capsys):
     outputs = run_demo(tmp_path / "demo")
-    for path in outputs.values():
-        assert path.is_file() and path.stat().st_size > 10_000, path
+    for label, path in outputs.items():
+        assert path.is_file() and path.stat().st_size > 1000, (label, path)
     area = AreaRaster.open(outputs["area raster"])
     assert area.count == 12 and area.width > 1000
+
+    es = read_embeddings(outputs["embeddings"])
+    assert len(es) > 1000 and es.cluster is not None and es.umap is not None
+    assert sorted(set(es.cluster.tolist())) == list(range(K_CLUSTERS))
+
+    from osgeo import ogr
+
+    ds = ogr.Open(str(outputs["similar places"]))  # kept: its layers die with it
+    scores = [f.GetField("score") for f in ds.GetLayerByName("similar")]
+    assert len(scores) == K_SIMILAR and scores == sorted(scores, reverse=True)
+
+    report = outputs["evaluation report"].parent
+    metrics = json.loads((report / "metrics.json").read_text())
+    assert {v["baseline"] for v in metrics["verdicts"]} >= {"fractions", "random_init", "coordinates"}
+    assert "fractions baseline" in metrics["headline"]
+    assert "OpenStreetMap" in outputs["evaluation report"].read_text()
+
+    with zipfile.ZipFile(outputs["QGIS project"]) as z:
+        qgs = z.read(z.namelist()[0]).decode()
+    assert "porto_embeddings.gpkg" in qgs and "categorizedSymbol" in qgs
+
     printed = capsys.readouterr().out
-    assert "OpenStreetMap contributors" in printed and str(outputs["triplets"]) in printed
+    assert "OpenStreetMap contributors" in printed and str(outputs["QGIS project"]) in printed
+    assert "qgis " in printed and np.isfinite(es.umap).all()

@@ -1,0 +1,127 @@
+"""A small dock for the "Find similar places" map tool: k, the mask threshold, "Save mask…", and the legend."""
+
+from __future__ import annotations
+
+from qgis.core import Qgis
+from qgis.gui import QgsDockWidget
+from qgis.PyQt.QtCore import Qt
+from qgis.PyQt.QtWidgets import (
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSlider,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from loc2vec_engine.errors import Loc2VecError
+
+from .similar_tool import LEGEND, SimilarPlacesTool
+
+QUANTILE_MIN, QUANTILE_MAX = 500, 999  # slider in per mille: the mask keeps the top 50 % .. 0.1 % of cells
+
+
+class SimilarPanel(QgsDockWidget):
+    """Controls of one ``SimilarPlacesTool``; the mask follows the threshold slider."""
+
+    def __init__(self, tool: SimilarPlacesTool, parent=None):
+        super().__init__("loc2vec: similar places", parent)
+        self.setObjectName("loc2vec_similar_dock")
+        self.tool = tool
+        body = QWidget()
+        box = QVBoxLayout(body)
+        self.status = QLabel("Click a place on the map. Shift-click adds places; Esc clears.")
+        self.status.setWordWrap(True)
+        box.addWidget(self.status)
+        form = QFormLayout()
+        self.k_spin = QSpinBox()
+        self.k_spin.setRange(1, 1000)
+        self.k_spin.setValue(tool.k)
+        self.k_spin.valueChanged.connect(tool.set_k)
+        form.addRow("Places to show (k)", self.k_spin)
+        self.slider = QSlider(Qt.Horizontal)
+        self.slider.setRange(QUANTILE_MIN, QUANTILE_MAX)
+        self.slider.setValue(900)
+        self.slider.setTracking(False)  # one mask when the slider is let go, not one per pixel dragged
+        self.slider.valueChanged.connect(self.make_mask)
+        self.slider.sliderMoved.connect(self._show_quantile)
+        self.threshold_label = QLabel()
+        form.addRow("Mask threshold", self.slider)
+        form.addRow("", self.threshold_label)
+        box.addLayout(form)
+        buttons = QHBoxLayout()
+        self.mask_button = QPushButton("Make mask")
+        self.mask_button.clicked.connect(lambda: self.make_mask(self.slider.value()))
+        self.save_button = QPushButton("Save mask…")
+        self.save_button.clicked.connect(self.ask_and_save)
+        self.select_button = QPushButton("Select on layer")
+        self.select_button.clicked.connect(tool.select_on_layer)
+        self.clear_button = QPushButton("Clear (Esc)")
+        self.clear_button.clicked.connect(lambda: tool.clear())
+        for b in (self.mask_button, self.save_button, self.select_button, self.clear_button):
+            buttons.addWidget(b)
+        box.addLayout(buttons)
+        legend = QLabel(LEGEND)
+        legend.setWordWrap(True)
+        box.addWidget(legend)
+        box.addStretch(1)
+        self.setWidget(body)
+        tool.changed.connect(self.refresh)
+        self._show_quantile(self.slider.value())
+        self.refresh()
+
+    @property
+    def quantile(self) -> float:
+        return self.slider.value() / 1000.0
+
+    def make_mask(self, value=None) -> None:
+        """The mask at the slider's quantile (or ``value`` per mille) of the current heat map."""
+        if value is not None and value != self.slider.value():
+            self.slider.setValue(int(value))  # valueChanged comes back here
+            return
+        self._show_quantile(self.slider.value())
+        if self.tool.heat is not None:
+            self.tool.make_mask(quantile=self.quantile)
+
+    def save_mask(self, path) -> bool:
+        """Write the mask to ``path`` (GeoPackage); the outcome goes to the message bar."""
+        try:
+            written = self.tool.save_mask(path)
+        except Loc2VecError as e:
+            self.tool.message(f"{e.problem}. {e.fix}.", Qgis.Warning)
+            return False
+        self.tool.message(f"Mask saved to {written}.", Qgis.Success)
+        return True
+
+    def ask_and_save(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Save similar-places mask", "similar_mask.gpkg",
+                                              "GeoPackage (*.gpkg)")
+        if path:
+            self.save_mask(path if path.lower().endswith(".gpkg") else path + ".gpkg")
+
+    def refresh(self) -> None:
+        """Best scores and the mask's threshold, as the tool has them now."""
+        tool = self.tool
+        has_heat = tool.heat is not None
+        self.mask_button.setEnabled(has_heat)
+        self.select_button.setEnabled(tool.result is not None)
+        self.save_button.setEnabled(tool.layer_of("mask") is not None)
+        if tool.result is None:
+            self.status.setText("Click a place on the map. Shift-click adds places; Esc clears.")
+            return
+        best = ", ".join(f"{s:.4f}" for s in tool.result.scores[:3])
+        places = len(tool.references)
+        self.status.setText(f"{len(tool.result)} places, best cosine {best} "
+                            f"({places} reference place{'s' if places > 1 else ''}).")
+        self._show_quantile(self.slider.value())
+
+    def _show_quantile(self, value: int) -> None:
+        text = f"top {100 - value / 10:g} % of cells"
+        if self.tool.heat is not None:
+            import numpy as np
+
+            text += f" (cosine ≥ {float(np.quantile(self.tool.heat, value / 1000.0)):.4f})"
+        self.threshold_label.setText(text)

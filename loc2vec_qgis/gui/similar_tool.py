@@ -1,0 +1,594 @@
+"""Map tool "Find similar places": click the map, see the cells of an embeddings layer most like that place.
+
+A click picks the nearest cell of the embeddings layer; between cells (farther than a quarter of the
+stride from the nearest one) the clicked point itself is embedded through the ONNX model, when the
+model and the area raster the layer was made from are still on disk. The query's cosine similarity to
+every cell becomes a heat map (a temporary raster, one pixel per cell), the top k cells the temporary
+point layer "similar places". Shift-click adds reference places (their mean embedding is the query),
+Esc clears. A threshold turns the heat map into the "similar mask" layer, which can be saved.
+
+Colours go by rank, not absolute cosine: the shipped model's cosines all lie close to 1. The user's
+embeddings layer is only read, never restyled.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from qgis.core import (
+    Qgis,
+    QgsColorRampShader,
+    QgsCoordinateReferenceSystem,
+    QgsCoordinateTransform,
+    QgsCsException,
+    QgsFeature,
+    QgsFeatureRequest,
+    QgsField,
+    QgsFillSymbol,
+    QgsGeometry,
+    QgsGraduatedSymbolRenderer,
+    QgsMarkerSymbol,
+    QgsPalLayerSettings,
+    QgsPointXY,
+    QgsProject,
+    QgsProviderRegistry,
+    QgsRasterLayer,
+    QgsRasterShader,
+    QgsRectangle,
+    QgsRendererRange,
+    QgsSingleBandPseudoColorRenderer,
+    QgsSingleSymbolRenderer,
+    QgsTextBufferSettings,
+    QgsTextFormat,
+    QgsVectorFileWriter,
+    QgsVectorLayer,
+    QgsVectorLayerSimpleLabeling,
+)
+from qgis.gui import QgsMapTool
+from qgis.PyQt.QtCore import QVariant, Qt, pyqtSignal
+from qgis.PyQt.QtGui import QColor
+
+from loc2vec_engine.errors import Loc2VecError
+
+RESULT_NAME = "similar places"
+HEAT_NAME = "similarity heatmap"
+MASK_NAME = "similar mask"
+ON_THE_FLY_FRACTION = 0.25  # of the stride: a click this far from the nearest cell is embedded itself
+DEFAULT_K = 10
+# Heat map by rank of similarity: red = least similar, green = most similar (as the .qgz projects colour scores).
+HEAT_RAMP = ((0.0, "#d7191c", "least similar"), (50.0, "#ffffbf", "median"), (90.0, "#a6d96a", "top 10 %"),
+             (100.0, "#1a9641", "most similar"))
+TOP_RAMP = ("#dadaeb", "#3f007d")  # the k best: light to dark purple, stands out on the green heat
+HEAT_OPACITY = 0.7
+LEGEND = ("Large dots: the k most similar cells, numbered by rank, darker purple = higher cosine among them. "
+          "Heat map: every cell by its rank of similarity, green = most similar, red = least "
+          "(ranks, not absolute cosines, which lie close to 1 for the shipped model).")
+
+
+def is_embeddings_layer(layer) -> bool:
+    """A loc2vec embeddings GeoPackage layer (fields ``cell`` and ``embedding``, OGR provider)."""
+    return (isinstance(layer, QgsVectorLayer) and layer.isValid() and layer.providerType() == "ogr"
+            and {"cell", "embedding"} <= set(layer.fields().names()))
+
+
+def layer_path(layer) -> Path:
+    """The GeoPackage file behind an OGR layer."""
+    return Path(QgsProviderRegistry.instance().decodeUri("ogr", layer.source())["path"])
+
+
+# ---- one embeddings layer, loaded for queries ------------------------------------------------
+@dataclass
+class Reference:
+    """One clicked place: its query vector, the nearest cell, and whether it was embedded on the fly."""
+
+    lonlat: tuple[float, float]
+    vector: np.ndarray
+    row: int  # nearest cell (row of the EmbeddingSet)
+    distance_m: float  # from the click to that cell's centre, in the layer CRS
+    on_the_fly: bool
+    note: str = ""  # why a between-cells click used the nearest cell instead
+
+
+class LayerSearch:
+    """An embeddings layer's vectors (``PlaceSearch``), grid and, when available, its ONNX model."""
+
+    def __init__(self, layer: QgsVectorLayer):
+        from loc2vec_engine.embeddings import read_embeddings
+        from loc2vec_engine.search.similar import PlaceSearch, grid_stride
+
+        self.path = layer_path(layer)
+        self.es = read_embeddings(self.path)
+        self.search = PlaceSearch(self.es)
+        self.stride = grid_stride(self.es)
+        self.grid = HeatGrid.of(self.es.xy, self.stride)
+        self._encoder = None  # (OnnxEncoder or None, why not)
+        self._to_xy = None
+
+    def reference(self, lonlat) -> Reference:
+        """The query for a click at ``lonlat``; a point outside the embedded area is a ``Loc2VecError``."""
+        from loc2vec_engine.search.similar import query_cells
+
+        row = int(query_cells(self.es, [lonlat])[0])
+        distance = float(np.hypot(*(self.es.xy[row] - self._xy(lonlat))))
+        ref = Reference(tuple(lonlat), self.es.vectors[row], row, distance, False)
+        if distance <= self.stride * ON_THE_FLY_FRACTION:
+            return ref
+        encoder, why = self.encoder()
+        if encoder is None:
+            ref.note = why
+            return ref
+        from loc2vec_engine.embeddings.embed import embed_points
+
+        try:
+            vector = embed_points(encoder, self.es.meta["area_path"], [lonlat], device="cpu")[1][0]
+        except Loc2VecError as e:
+            ref.note = e.problem
+            return ref
+        return Reference(tuple(lonlat), vector, row, distance, True)
+
+    def encoder(self):
+        """(OnnxEncoder, "") when the layer's model and area raster exist and the model is the same, else (None, why)."""
+        if self._encoder is None:
+            self._encoder = self._load_encoder()
+        return self._encoder
+
+    def _load_encoder(self):
+        meta = self.es.meta
+        model, area = meta.get("model_path"), meta.get("area_path")
+        if not model or not Path(model).is_file():
+            return None, f"model file {model or '(not recorded)'} not found"
+        if not area or not Path(area).is_file():
+            return None, f"area raster {area or '(not recorded)'} not found"
+        from loc2vec_engine.embeddings.onnx_encoder import OnnxEncoder
+
+        try:
+            encoder = OnnxEncoder(model, device="cpu")
+        except Loc2VecError as e:
+            return None, e.problem
+        if encoder.sha256 != meta.get("model_sha256"):
+            return None, f"{Path(model).name} is not the model these embeddings were made with (its SHA-256 differs)"
+        return encoder, ""
+
+    def _xy(self, lonlat) -> np.ndarray:
+        if self._to_xy is None:
+            from loc2vec_engine.geo.crs import transformer_from_wgs84
+
+            self._to_xy = transformer_from_wgs84(self.es.crs_wkt)
+        return np.asarray(self._to_xy.transform(float(lonlat[0]), float(lonlat[1])), float)
+
+
+@dataclass
+class HeatGrid:
+    """Where each cell sits in a raster of one pixel per cell (cells on a regular grid only)."""
+
+    cols: np.ndarray
+    rows: np.ndarray
+    width: int
+    height: int
+    geotransform: tuple
+
+    MAX_PIXELS = 50_000_000
+
+    @classmethod
+    def of(cls, xy: np.ndarray, stride: float) -> HeatGrid | None:
+        """The grid, or None when the cells are not on one ``stride`` grid (then the heat map is points)."""
+        x0, y1 = xy[:, 0].min(), xy[:, 1].max()
+        fc, fr = (xy[:, 0] - x0) / stride, (y1 - xy[:, 1]) / stride
+        cols, rows = np.rint(fc).astype(np.int64), np.rint(fr).astype(np.int64)
+        if max(np.abs(fc - cols).max(), np.abs(fr - rows).max()) > 0.01:
+            return None
+        width, height = int(cols.max()) + 1, int(rows.max()) + 1
+        if width * height > cls.MAX_PIXELS:
+            return None
+        return cls(cols, rows, width, height, (x0 - stride / 2, stride, 0.0, y1 + stride / 2, 0.0, -stride))
+
+
+def percentiles(heat: np.ndarray) -> np.ndarray:
+    """(N,) share of cells (in %) at most as similar as each cell: 100 = the best; ties share a value."""
+    order = np.argsort(heat, kind="stable")
+    ordered = heat[order]
+    out = np.empty(len(heat), np.float32)
+    out[order] = np.searchsorted(ordered, ordered, side="right") * (100.0 / len(heat))  # sorted queries: fast
+    return out
+
+
+# ---- the map tool ----------------------------------------------------------------------------
+class SimilarPlacesTool(QgsMapTool):
+    """Click: the k most similar cells and the heat map; Shift-click: add a place; Esc: clear."""
+
+    changed = pyqtSignal()  # after every query and clear (the panel updates its text)
+
+    def __init__(self, canvas, message_bar=None, project: QgsProject | None = None, k: int = DEFAULT_K):
+        super().__init__(canvas)
+        self.bar = message_bar
+        self.project = project or QgsProject.instance()
+        self.k = k
+        self.layer: QgsVectorLayer | None = None
+        self._searches: dict = {}
+        self.references: list[Reference] = []
+        self.query_vector: np.ndarray | None = None
+        self.result = None  # the engine's SimilarResult
+        self.heat: np.ndarray | None = None  # (N,) cosine of every cell, in the EmbeddingSet's cell order
+        self.mask_threshold: float | None = None
+        self._layer_ids = {"result": None, "heat": None, "mask": None}
+        self._tmp: Path | None = None  # heat rasters of this tool
+        self._heat_count = 0
+        self._cell_fids: dict | None = None
+        self.last_message = ("", Qgis.Info)
+        self.setCursor(Qt.CrossCursor)
+
+    # ---- layer ---------------------------------------------------------------------------------
+    def set_layer(self, layer) -> bool:
+        """Search ``layer`` from now on; False (the layer is kept) when it is not an embeddings layer."""
+        if not is_embeddings_layer(layer):
+            return False
+        if layer is not self.layer:
+            if self.layer is not None:
+                self.clear(quiet=True)  # the shown places belong to the previous layer
+            self.layer, self._cell_fids = layer, None
+        return True
+
+    def current_search(self) -> LayerSearch | None:
+        """The loaded search of the current layer (loaded on first use, again when its file changed)."""
+        if self.layer is None:
+            self.message("Select a loc2vec embeddings layer in the Layers panel first.", Qgis.Warning)
+            return None
+        path = layer_path(self.layer)
+        key = (self.layer.id(), str(path), path.stat().st_mtime_ns if path.is_file() else None)
+        if key not in self._searches:
+            try:
+                self._searches = {key: LayerSearch(self.layer)}
+            except Loc2VecError as e:
+                self.message(f"{e.problem}. {e.fix}", Qgis.Critical)
+                return None
+        return self._searches[key]
+
+    # ---- events --------------------------------------------------------------------------------
+    def canvasReleaseEvent(self, e):  # noqa: N802
+        if e.button() == Qt.LeftButton:
+            self.click(e.mapPoint(), add=bool(e.modifiers() & Qt.ShiftModifier))
+
+    def keyPressEvent(self, e):  # noqa: N802
+        if e.key() == Qt.Key_Escape:
+            self.clear()
+            e.accept()
+        else:
+            e.ignore()
+
+    def click(self, map_point, add: bool = False) -> bool:
+        """A click at ``map_point`` (canvas CRS); ``add``: one more reference place (Shift)."""
+        wgs84 = QgsCoordinateReferenceSystem("EPSG:4326")
+        transform = QgsCoordinateTransform(self.canvas().mapSettings().destinationCrs(), wgs84, self.project)
+        try:
+            p = transform.transform(QgsPointXY(map_point))
+        except QgsCsException:
+            self.message("That point cannot be placed on the globe: click on the embedded area.", Qgis.Warning)
+            return False
+        return self.query_at((p.x(), p.y()), add)
+
+    def query_at(self, lonlat, add: bool = False) -> bool:
+        """Search for the place at WGS84 ``lonlat`` (added to the reference places when ``add``)."""
+        search = self.current_search()
+        if search is None:
+            return False
+        try:
+            ref = search.reference(lonlat)
+        except Loc2VecError as e:
+            if not add:
+                self.clear(quiet=True)
+            self.message(f"{e.problem}. {e.fix}.", Qgis.Warning)
+            return False
+        refs = [*self.references, ref] if add and self.references else [ref]
+        try:
+            self._run(search, refs)
+        except Loc2VecError as e:
+            self.message(f"{e.problem}. {e.fix}.", Qgis.Warning)
+            return False
+        return True
+
+    def set_k(self, k: int) -> None:
+        """Show ``k`` places from now on; the current query is redone."""
+        self.k = int(k)
+        search = self.current_search() if self.references else None
+        if search is not None:
+            self._run(search, self.references)
+
+    # ---- query -> layers -----------------------------------------------------------------------
+    def _run(self, search: LayerSearch, refs: list[Reference]) -> None:
+        from loc2vec_engine.search.index import top_k, unit_rows
+        from loc2vec_engine.search.similar import make_result, similarity_all
+
+        es, lonlats = search.es, np.asarray([r.lonlat for r in refs], float)
+        k = max(1, min(int(self.k), len(es)))
+        if any(r.on_the_fly for r in refs):
+            q = unit_rows(np.mean([np.asarray(r.vector, np.float64) for r in refs], axis=0), "the query vector")[0]
+            heat = similarity_all(es, q)
+            scores, rows = top_k(heat, k)
+            result = make_result(es, rows[0], scores[0], lonlats)
+        else:  # the engine's own path for clicks on cells: the mean of the cells' embeddings
+            from loc2vec_engine.search.similar import query_vector
+
+            q = query_vector(es, [r.row for r in refs])
+            result, heat = search.search.highlight(lonlats, k)
+        self.references, self.query_vector, self.result, self.heat = refs, q, result, heat
+        self.mask_threshold = None
+        self._remove("mask")
+        self._show_heat(search, heat)
+        self._show_result(search, result)
+        self.message(self._summary(refs, result), Qgis.Info)
+        self.changed.emit()
+
+    def _show_heat(self, search: LayerSearch, heat: np.ndarray) -> None:
+        pct = percentiles(heat)
+        if search.grid is not None:
+            layer = self._heat_raster(search, pct)
+        else:
+            layer = _points_layer(HEAT_NAME, self.layer.crs(), search.es.xy, [("cell", search.es.cell),
+                                                                              ("score", heat), ("percentile", pct)])
+            layer.setRenderer(_heat_points_renderer())
+            layer.setOpacity(HEAT_OPACITY)
+        self._replace("heat", layer)
+
+    def _heat_raster(self, search: LayerSearch, pct: np.ndarray) -> QgsRasterLayer:
+        from osgeo import gdal
+
+        grid = search.grid
+        image = np.full((grid.height, grid.width), -1.0, np.float32)
+        image[grid.rows, grid.cols] = pct
+        if self._tmp is None:
+            self._tmp = Path(tempfile.mkdtemp(prefix="loc2vec-similar-"))
+        self._heat_count += 1
+        path = self._tmp / f"heat_{self._heat_count}.tif"  # a new file per click: QGIS may still hold the last
+        ds = gdal.GetDriverByName("GTiff").Create(str(path), grid.width, grid.height, 1, gdal.GDT_Float32)
+        ds.SetGeoTransform(grid.geotransform)
+        ds.SetProjection(search.es.crs_wkt)
+        band = ds.GetRasterBand(1)
+        band.SetNoDataValue(-1.0)
+        band.WriteArray(image)
+        ds = None  # closes the file
+        layer = QgsRasterLayer(str(path), HEAT_NAME, "gdal")
+        layer.setCrs(self.layer.crs())
+        layer.setRenderer(_heat_raster_renderer(layer))
+        layer.renderer().setOpacity(HEAT_OPACITY)
+        return layer
+
+    def _show_result(self, search: LayerSearch, result) -> None:
+        layer = _points_layer(RESULT_NAME, self.layer.crs(), search.es.xy[result.indices], [
+            ("rank", np.arange(1, len(result) + 1)), ("cell", result.cells), ("score", result.scores),
+            ("distance_m", result.distance_m)])
+        layer.setRenderer(_top_renderer(result.scores))
+        _label_ranks(layer)
+        self._replace("result", layer)
+
+    def _summary(self, refs: list[Reference], result) -> str:
+        best = ", ".join(f"{s:.4f}" for s in result.scores[:3])
+        if len(refs) > 1:
+            query = f"mean of {len(refs)} places (Shift-click adds more)"
+        elif refs[0].on_the_fly:
+            query = f"the clicked point, embedded on the fly ({refs[0].distance_m:.0f} m from the nearest cell)"
+        elif refs[0].note:
+            query = f"the nearest cell ({refs[0].distance_m:.0f} m away; not embedded on the fly: {refs[0].note})"
+        else:
+            query = "the nearest cell"
+        return f"{len(result)} most similar places, best cosine {best}; query: {query}. {LEGEND}"
+
+    # ---- mask ----------------------------------------------------------------------------------
+    def make_mask(self, quantile: float | None = None, threshold: float | None = None) -> QgsVectorLayer | None:
+        """Layer "similar mask": the cells whose similarity is at least ``threshold`` (or the heat's ``quantile``)."""
+        search = self.current_search() if self.heat is not None else None
+        if search is None or len(search.es) != len(self.heat):
+            self.message("Click a place first: the mask is cut from its similarity heat map.", Qgis.Warning)
+            return None
+        if threshold is None:
+            threshold = float(np.quantile(self.heat, float(quantile if quantile is not None else 0.9)))
+        chosen = np.flatnonzero(self.heat >= threshold)
+        layer = _squares_layer(MASK_NAME, self.layer.crs(), search.es.xy[chosen], search.stride, [
+            ("cell", search.es.cell[chosen]), ("score", self.heat[chosen]),
+            ("percentile", percentiles(self.heat)[chosen])])
+        symbol = QgsFillSymbol.createSimple({"color": "106,61,154,150", "outline_style": "no"})
+        layer.setRenderer(QgsSingleSymbolRenderer(symbol))
+        self.mask_threshold = float(threshold)
+        self._replace("mask", layer)
+        self.message(f"Mask: {len(chosen)} of {len(self.heat)} cells with cosine ≥ {threshold:.4f}.", Qgis.Info)
+        self.changed.emit()
+        return layer
+
+    def save_mask(self, path) -> Path:
+        """Write the mask layer as a GeoPackage (layer ``similar_mask``); a ``Loc2VecError`` when there is none."""
+        from loc2vec_engine import ATTRIBUTION
+        from loc2vec_engine.atomic import atomic_output
+
+        layer = self.layer_of("mask")
+        if layer is None:
+            raise Loc2VecError("there is no mask to save", "click a place, then choose a threshold")
+        path = Path(path)
+        options = QgsVectorFileWriter.SaveVectorOptions()
+        options.driverName, options.layerName, options.fileEncoding = "GPKG", "similar_mask", "UTF-8"
+        options.layerOptions = [f"DESCRIPTION=cells with cosine >= {self.mask_threshold:.6f}. {ATTRIBUTION}"]
+        with atomic_output(path, suffix=".part.gpkg") as tmp:
+            error, text, *_ = QgsVectorFileWriter.writeAsVectorFormatV3(layer, str(tmp),
+                                                                        self.project.transformContext(), options)
+            if error != QgsVectorFileWriter.NoError:
+                raise Loc2VecError(f"could not write {path.name}: {text}", "choose another file or folder")
+        return path
+
+    # ---- reading back ----------------------------------------------------------------------------
+    def layer_of(self, which: str):
+        """The current "result", "heat" or "mask" layer (None when absent or removed by the user)."""
+        layer_id = self._layer_ids.get(which)
+        return self.project.mapLayer(layer_id) if layer_id else None
+
+    def highlighted_cells(self) -> list[int]:
+        """``cell`` of the highlighted places, by rank, as read back from the "similar places" layer."""
+        layer = self.layer_of("result")
+        if layer is None:
+            return []
+        feats = sorted(layer.getFeatures(), key=lambda f: f["rank"])
+        return [int(f["cell"]) for f in feats]
+
+    def highlighted_fids(self) -> list[int]:
+        """Feature ids of the highlighted cells in the embeddings layer (matched by its ``cell`` field)."""
+        if self.layer is None:
+            return []
+        if self._cell_fids is None:
+            request = QgsFeatureRequest().setFlags(QgsFeatureRequest.NoGeometry).setSubsetOfAttributes(
+                ["cell"], self.layer.fields())
+            self._cell_fids = {int(f["cell"]): f.id() for f in self.layer.getFeatures(request)}
+        return [self._cell_fids[c] for c in self.highlighted_cells() if c in self._cell_fids]
+
+    def select_on_layer(self) -> int:
+        """Select the highlighted cells on the embeddings layer (the UMAP dock outlines them too)."""
+        fids = self.highlighted_fids()
+        if self.layer is not None:
+            self.layer.selectByIds(fids)
+        return len(fids)
+
+    # ---- clearing ------------------------------------------------------------------------------
+    def clear(self, quiet: bool = False) -> None:
+        """Remove the temporary layers and forget the reference places (Esc)."""
+        for which in self._layer_ids:
+            self._remove(which)
+        self.references, self.query_vector, self.result, self.heat, self.mask_threshold = [], None, None, None, None
+        if self._tmp is not None:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+            self._tmp = None
+        if not quiet:
+            self.message("Similar places cleared.", Qgis.Info)
+        self.changed.emit()
+
+    def _replace(self, which: str, layer) -> None:
+        self._remove(which)
+        self.project.addMapLayer(layer)
+        self._layer_ids[which] = layer.id()
+
+    def _remove(self, which: str) -> None:
+        layer = self.layer_of(which)
+        source = layer.source() if isinstance(layer, QgsRasterLayer) else None
+        if layer is not None:
+            self.project.removeMapLayer(layer.id())
+        self._layer_ids[which] = None
+        if source and self._tmp is not None and Path(source).parent == self._tmp:
+            Path(source).unlink(missing_ok=True)
+
+    def message(self, text: str, level=Qgis.Info) -> None:
+        self.last_message = (text, level)
+        if self.bar is not None:
+            self.bar.pushMessage("loc2vec", text, level=level, duration=0 if level == Qgis.Critical else 8)
+
+
+# ---- layers and styles -----------------------------------------------------------------------
+_FIELD_TYPES = {"rank": QVariant.Int, "cell": QVariant.LongLong}
+
+
+def _memory_layer(kind: str, name: str, crs, columns) -> QgsVectorLayer:
+    layer = QgsVectorLayer(f"{kind}?crs={crs.authid() or 'EPSG:4326'}", name, "memory")
+    layer.setCrs(crs)  # the full CRS, also when it has no authority id
+    layer.dataProvider().addAttributes([QgsField(n, _FIELD_TYPES.get(n, QVariant.Double)) for n, _ in columns])
+    layer.updateFields()
+    return layer
+
+
+def _fill(layer, geometries, columns) -> QgsVectorLayer:
+    from loc2vec_engine import ATTRIBUTION
+
+    values = [np.asarray(v).tolist() for _, v in columns]
+    fields = layer.fields()
+    feats = []
+    for i, geom in enumerate(geometries):
+        f = QgsFeature(fields)
+        f.setGeometry(geom)
+        f.setAttributes([None if isinstance(v[i], float) and math.isnan(v[i]) else v[i] for v in values])
+        feats.append(f)
+    layer.dataProvider().addFeatures(feats)
+    layer.updateExtents()
+    layer.setAttribution(ATTRIBUTION)
+    return layer
+
+
+def _points_layer(name: str, crs, xy: np.ndarray, columns) -> QgsVectorLayer:
+    layer = _memory_layer("Point", name, crs, columns)
+    return _fill(layer, (QgsGeometry.fromPointXY(QgsPointXY(x, y)) for x, y in xy.tolist()), columns)
+
+
+def _squares_layer(name: str, crs, xy: np.ndarray, size: float, columns) -> QgsVectorLayer:
+    layer = _memory_layer("Polygon", name, crs, columns)
+    h = size / 2
+    return _fill(layer, (QgsGeometry.fromRect(QgsRectangle(x - h, y - h, x + h, y + h)) for x, y in xy.tolist()),
+                 columns)
+
+
+def _top_renderer(scores: np.ndarray) -> QgsGraduatedSymbolRenderer:
+    """Up to five equal score classes between the k scores' min and max, light to dark purple."""
+    lo, hi = float(np.min(scores)), float(np.max(scores))
+    classes = max(1, min(5, len(scores))) if hi - lo > 1e-7 else 1
+    step = (hi - lo) / classes
+    ranges = []
+    for i in range(classes):
+        lower = lo if i == 0 else lo + i * step
+        upper = hi if i == classes - 1 else lo + (i + 1) * step
+        color = _mix(*TOP_RAMP, (i + 1) / classes)
+        symbol = QgsMarkerSymbol.createSimple({"name": "circle", "size": "4.2", "color": color,
+                                               "outline_color": "0,0,0,255", "outline_width": "0.4"})
+        ranges.append(QgsRendererRange(lower - (1e-7 if i == 0 else 0), upper + (1e-7 if i == classes - 1 else 0),
+                                       symbol, f"cosine {lower:.4f} – {upper:.4f}"))
+    return QgsGraduatedSymbolRenderer("score", ranges)
+
+
+def _label_ranks(layer: QgsVectorLayer) -> None:
+    settings = QgsPalLayerSettings()
+    settings.fieldName = "rank"
+    settings.placement = QgsPalLayerSettings.OverPoint
+    fmt = QgsTextFormat()
+    fmt.setSize(7)
+    fmt.setColor(QColor("white"))
+    buffer = QgsTextBufferSettings()
+    buffer.setEnabled(True)
+    buffer.setSize(0.6)
+    buffer.setColor(QColor("#3f007d"))
+    fmt.setBuffer(buffer)
+    settings.setFormat(fmt)
+    layer.setLabeling(QgsVectorLayerSimpleLabeling(settings))
+    layer.setLabelsEnabled(True)
+
+
+def _heat_raster_renderer(layer: QgsRasterLayer) -> QgsSingleBandPseudoColorRenderer:
+    ramp = QgsColorRampShader(0.0, 100.0)
+    ramp.setColorRampType(QgsColorRampShader.Interpolated)
+    ramp.setColorRampItemList([QgsColorRampShader.ColorRampItem(v, QColor(c), label) for v, c, label in HEAT_RAMP])
+    shader = QgsRasterShader(0.0, 100.0)
+    shader.setRasterShaderFunction(ramp)
+    renderer = QgsSingleBandPseudoColorRenderer(layer.dataProvider(), 1, shader)
+    renderer.setClassificationMin(0.0)
+    renderer.setClassificationMax(100.0)
+    return renderer
+
+
+def _heat_points_renderer() -> QgsGraduatedSymbolRenderer:
+    """The heat map as points (cells off a regular grid): ten rank classes along the heat ramp."""
+    ranges = []
+    for i in range(10):
+        color = _ramp_color((i + 0.5) * 10)
+        symbol = QgsMarkerSymbol.createSimple({"name": "square", "size": "2", "color": color, "outline_style": "no"})
+        label = f"similarity rank {i * 10}–{(i + 1) * 10} %"
+        ranges.append(QgsRendererRange(i * 10.0, (i + 1) * 10.0, symbol, label))
+    return QgsGraduatedSymbolRenderer("percentile", ranges)
+
+
+def _ramp_color(value: float) -> str:
+    stops = [(v, c) for v, c, _ in HEAT_RAMP]
+    for (v0, c0), (v1, c1) in zip(stops, stops[1:]):
+        if value <= v1:
+            return _mix(c0, c1, (value - v0) / (v1 - v0))
+    return stops[-1][1]
+
+
+def _mix(a: str, b: str, t: float) -> str:
+    """'r,g,b,255' between hex colours ``a`` (t=0) and ``b`` (t=1)."""
+    ca, cb = QColor(a), QColor(b)
+    rgb = [round(x + (y - x) * t) for x, y in zip(ca.getRgb()[:3], cb.getRgb()[:3])]
+    return ",".join(map(str, rgb)) + ",255"

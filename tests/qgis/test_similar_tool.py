@@ -1,0 +1,408 @@
+"""The "Find similar places" map tool on real Porto embeddings (shipped model), clicked on an offscreen canvas.
+
+The canvas is in Web Mercator, the layer in UTM 29N: every click goes pixel -> map point -> WGS84 -> cell.
+"""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+from qgis.core import (
+    Qgis,
+    QgsCoordinateReferenceSystem,
+    QgsCoordinateTransform,
+    QgsPointXY,
+    QgsProject,
+    QgsRasterLayer,
+    QgsSingleBandPseudoColorRenderer,
+    QgsVectorLayer,
+)
+from qgis.gui import QgsMapCanvas, QgsMapMouseEvent
+from qgis.PyQt.QtCore import QEvent, QPoint, QSize, Qt
+from qgis.PyQt.QtGui import QKeyEvent
+
+from loc2vec_engine.embeddings import read_embeddings, update_columns
+from loc2vec_engine.embeddings.embed import embed_area, embed_points
+from loc2vec_engine.geo.crs import transformer_to_wgs84
+from loc2vec_engine.search.index import top_k
+from loc2vec_engine.search.similar import PlaceSearch, query_vector, similar_at
+from loc2vec_qgis.gui.similar_panel import SimilarPanel
+from loc2vec_qgis.gui.similar_tool import HEAT_NAME, MASK_NAME, RESULT_NAME, SimilarPlacesTool, percentiles
+
+from ..conftest import REPO
+from .conftest import sandbox_env
+
+WEB_MERCATOR = QgsCoordinateReferenceSystem("EPSG:3857")
+WGS84 = QgsCoordinateReferenceSystem("EPSG:4326")
+TOOL_LAYERS = {RESULT_NAME, HEAT_NAME, MASK_NAME}
+
+
+@pytest.fixture(scope="module")
+def emb_path(porto_area, tmp_path_factory):
+    out = tmp_path_factory.mktemp("similar") / "porto_60m.gpkg"
+    embed_area("default", porto_area, out, stride_m=60, device="cpu", progress=lambda f, m: None)
+    return out
+
+
+@pytest.fixture(scope="module")
+def es(emb_path):
+    return read_embeddings(emb_path)
+
+
+def _layer(path, name="embeddings"):
+    layer = QgsVectorLayer(f"{path}|layername=embeddings", name, "ogr")
+    assert layer.isValid()
+    QgsProject.instance().addMapLayer(layer)
+    return layer
+
+
+@pytest.fixture()
+def layer(emb_path):
+    lyr = _layer(emb_path)
+    yield lyr
+    QgsProject.instance().removeAllMapLayers()
+
+
+@pytest.fixture(scope="module")
+def map_canvas(qgis_app):
+    """An 800 x 600 px canvas of its own, shown offscreen.
+
+    pytest-qgis's canvas sits in a hidden main window, where it never gets a viewport size: its map would
+    stay 98 x 28 px.
+    """
+    canvas = QgsMapCanvas()
+    canvas.setFrameStyle(0)
+    canvas.resize(800, 600)
+    canvas.show()
+    qgis_app.processEvents()
+    yield canvas
+    canvas.hide()
+    canvas.deleteLater()
+
+
+@pytest.fixture()
+def canvas(map_canvas, layer):
+    """The canvas in EPSG:3857 showing the (UTM) layer's extent."""
+    map_canvas.setDestinationCrs(WEB_MERCATOR)
+    to_map = QgsCoordinateTransform(layer.crs(), WEB_MERCATOR, QgsProject.instance())
+    extent = to_map.transformBoundingBox(layer.extent())
+    extent.scale(1.3)
+    map_canvas.setExtent(extent)
+    assert map_canvas.mapSettings().outputSize() == QSize(800, 600)
+    return map_canvas
+
+
+@pytest.fixture()
+def tool(canvas, layer, qgis_iface):
+    qgis_iface.messageBar().clear_messages()
+    t = SimilarPlacesTool(canvas, qgis_iface.messageBar(), k=10)
+    assert t.set_layer(layer)
+    canvas.setMapTool(t)
+    yield t
+    canvas.unsetMapTool(t)
+    t.clear(quiet=True)
+
+
+def click(canvas, tool, lonlat, shift=False):
+    """A real mouse release at the pixel of ``lonlat``; returns the WGS84 point the tool received."""
+    to_map = QgsCoordinateTransform(WGS84, canvas.mapSettings().destinationCrs(), QgsProject.instance())
+    px = canvas.getCoordinateTransform().transform(to_map.transform(QgsPointXY(*lonlat)))
+    event = QgsMapMouseEvent(canvas, QEvent.MouseButtonRelease, QPoint(round(px.x()), round(px.y())), Qt.LeftButton,
+                             Qt.LeftButton, Qt.ShiftModifier if shift else Qt.NoModifier)
+    tool.canvasReleaseEvent(event)
+    back = QgsCoordinateTransform(canvas.mapSettings().destinationCrs(), WGS84, QgsProject.instance())
+    p = back.transform(event.mapPoint())
+    return p.x(), p.y()
+
+
+def tool_layer_names():
+    return {lyr.name() for lyr in QgsProject.instance().mapLayers().values()} & TOOL_LAYERS
+
+
+def messages(qgis_iface, level):
+    return qgis_iface.messageBar().get_messages(level)
+
+
+# ---- click -> the engine's k cells -------------------------------------------------------------------
+def test_click_highlights_exactly_the_engines_k_cells(tool, canvas, es, qgis_iface):
+    row = len(es) // 3
+    clicked = click(canvas, tool, es.lonlat()[row])
+    result, heat = PlaceSearch(es).highlight([clicked], 10)
+    assert tool.highlighted_cells() == result.cells.tolist() == similar_at(es, [clicked], 10).cells.tolist()
+    assert result.cells[0] == es.cell[row]  # the clicked cell itself is the best match
+    hits = tool.layer_of("result")
+    assert hits.name() == RESULT_NAME and hits.featureCount() == 10
+    assert hits.fields().names() == ["rank", "cell", "score", "distance_m"]
+    assert hits.crs() == tool.layer.crs()
+    feats = sorted(hits.getFeatures(), key=lambda f: f["rank"])
+    assert np.allclose([f["score"] for f in feats], result.scores, atol=1e-6)
+    assert np.allclose(tool.heat, heat)
+    by_fid = {f.id(): f["cell"] for f in tool.layer.getFeatures()}
+    assert [by_fid[fid] for fid in tool.highlighted_fids()] == result.cells.tolist()
+    info = messages(qgis_iface, Qgis.Info)[-1]
+    assert f"{result.scores[0]:.4f}" in info and "nearest cell" in info and "rank" in info
+    assert tool_layer_names() == {RESULT_NAME, HEAT_NAME}
+
+
+def test_k_from_the_panel_redoes_the_query(tool, canvas, es):
+    panel = SimilarPanel(tool)
+    clicked = click(canvas, tool, es.lonlat()[40])
+    panel.k_spin.setValue(4)
+    assert tool.highlighted_cells() == PlaceSearch(es).highlight([clicked], 4)[0].cells.tolist()
+    assert "4 places" in panel.status.text()
+
+
+def test_shift_click_adds_a_place_and_queries_their_mean(tool, canvas, es, qgis_iface):
+    a = click(canvas, tool, es.lonlat()[25])
+    b = click(canvas, tool, es.lonlat()[len(es) - 30], shift=True)
+    assert len(tool.references) == 2
+    expected = PlaceSearch(es).highlight([a, b], 10)[0]
+    assert tool.highlighted_cells() == expected.cells.tolist()
+    assert np.allclose(tool.query_vector, query_vector(es, [25, len(es) - 30]))
+    assert "mean of 2 places" in messages(qgis_iface, Qgis.Info)[-1]
+    click(canvas, tool, es.lonlat()[25])  # a plain click starts over
+    assert len(tool.references) == 1
+
+
+def test_escape_clears_the_layers_and_leaves_the_embeddings_layer_as_it_was(tool, canvas, es, layer):
+    before = layer.renderer().dump()
+    click(canvas, tool, es.lonlat()[60])
+    tool.make_mask(quantile=0.8)
+    heat_file = tool.layer_of("heat").source()
+    assert tool_layer_names() == TOOL_LAYERS
+    tool.keyPressEvent(QKeyEvent(QEvent.KeyPress, Qt.Key_Escape, Qt.NoModifier))
+    assert tool_layer_names() == set() and tool.highlighted_cells() == []
+    assert tool.heat is None and tool.references == []
+    assert layer.renderer().dump() == before and QgsProject.instance().mapLayer(layer.id()) is layer
+    assert not os.path.exists(heat_file)
+
+
+def test_outside_the_embedded_area_is_a_message_and_nothing_highlighted(tool, canvas, es, qgis_iface):
+    click(canvas, tool, es.lonlat()[10])
+    assert tool.highlighted_cells()
+    west, south = es.lonlat().min(axis=0)
+    clicked = click(canvas, tool, (west - 0.0015, south - 0.0012))  # inside the canvas, outside the cells
+    assert tool.highlighted_cells() == [] and tool_layer_names() == set()
+    warning = messages(qgis_iface, Qgis.Warning)[-1]
+    assert "outside the embedded area" in warning and "pick a point inside the area" in warning
+    assert tool.query_at((clicked[0] - 3, clicked[1])) is False  # far away: the same message, no exception
+
+
+def test_no_layer_is_a_message(canvas, qgis_iface):
+    qgis_iface.messageBar().clear_messages()
+    t = SimilarPlacesTool(canvas, qgis_iface.messageBar())
+    assert not t.set_layer(QgsVectorLayer("Point?crs=EPSG:4326", "plain", "memory"))
+    assert t.query_at((-8.61, 41.14)) is False
+    assert "embeddings layer" in messages(qgis_iface, Qgis.Warning)[-1]
+
+
+# ---- between cells: the clicked point embedded through ONNX ---------------------------------------
+def _between_cells(es, row):
+    """WGS84 point half a stride east and north of cell ``row`` (the middle of four cells)."""
+    x, y = es.xy[row] + es.meta["stride_m"] / 2
+    lon, lat = transformer_to_wgs84(es.crs_wkt).transform(x, y)
+    return float(lon), float(lat)
+
+
+def test_between_cells_the_point_is_embedded_on_the_fly(tool, canvas, es, qgis_iface):
+    row = int(np.argmin(np.linalg.norm(es.xy - es.xy.mean(axis=0), axis=1)))  # a cell in the middle
+    clicked = click(canvas, tool, _between_cells(es, row))
+    ref = tool.references[0]
+    assert ref.on_the_fly and ref.distance_m > es.meta["stride_m"] / 4
+    vector = embed_points(es.meta["model_path"], es.meta["area_path"], [clicked], device="cpu")[1][0]
+    assert np.allclose(tool.query_vector, vector, atol=1e-5)
+    _, rows = top_k(es.vectors @ vector, 10)
+    assert tool.highlighted_cells() == es.cell[rows[0]].tolist()
+    assert "embedded on the fly" in messages(qgis_iface, Qgis.Info)[-1]
+
+
+def test_without_the_model_file_a_between_cells_click_uses_the_nearest_cell(canvas, es, emb_path, tmp_path,
+                                                                           qgis_iface):
+    moved = tmp_path / "moved.gpkg"
+    moved.write_bytes(emb_path.read_bytes())
+    update_columns(moved, meta_updates={"model_path": str(tmp_path / "gone.onnx")})
+    qgis_iface.messageBar().clear_messages()
+    t = SimilarPlacesTool(canvas, qgis_iface.messageBar())
+    t.set_layer(_layer(moved, "moved"))
+    try:
+        clicked = click(canvas, t, _between_cells(es, len(es) // 2))
+        assert not t.references[0].on_the_fly
+        assert t.highlighted_cells() == PlaceSearch(es).highlight([clicked], 10)[0].cells.tolist()
+        assert "gone.onnx not found" in messages(qgis_iface, Qgis.Info)[-1]
+    finally:
+        t.clear(quiet=True)
+        QgsProject.instance().removeAllMapLayers()
+
+
+# ---- heat map and mask ------------------------------------------------------------------------
+def test_heatmap_covers_every_cell_coloured_by_rank(tool, canvas, es):
+    from osgeo import gdal
+
+    clicked = click(canvas, tool, es.lonlat()[77])
+    heat = PlaceSearch(es).highlight([clicked], 10)[1]
+    raster = tool.layer_of("heat")
+    assert isinstance(raster, QgsRasterLayer) and raster.name() == HEAT_NAME
+    assert isinstance(raster.renderer(), QgsSingleBandPseudoColorRenderer)
+    items = raster.renderer().shader().rasterShaderFunction().colorRampItemList()
+    assert items[0].label == "least similar" and items[-1].label == "most similar"
+    image = gdal.Open(raster.source()).ReadAsArray()
+    values = image[image >= 0]
+    assert len(values) == len(es)  # one pixel per cell, the rest no data
+    assert np.allclose(np.sort(values), np.sort(percentiles(heat)))
+    best = tool.result.indices[0]
+    col, row = tool.current_search().grid.cols[best], tool.current_search().grid.rows[best]
+    assert image[row, col] == pytest.approx(100.0)
+
+
+def test_cells_off_a_grid_get_a_point_heatmap(canvas, tmp_path):
+    """Cells not on one regular grid (e.g. embedded points) cannot be a raster: the heat map is points."""
+    from pyproj import CRS
+
+    from loc2vec_engine.embeddings import write_embeddings
+
+    rng = np.random.default_rng(3)
+    xy = np.array([532500.0, 4555500.0]) + rng.uniform(0, 600, (40, 2))
+    v = rng.normal(size=(40, 16)).astype("f4")
+    path = write_embeddings(tmp_path / "points.gpkg", xy, v / np.linalg.norm(v, axis=1, keepdims=True),
+                            CRS(32629).to_wkt(), {"model_sha256": "x", "stride_m": 60})
+    t = SimilarPlacesTool(canvas, k=5)
+    t.set_layer(_layer(path, "points"))
+    try:
+        lon, lat = transformer_to_wgs84(CRS(32629).to_wkt()).transform(*xy[7])
+        assert t.query_at((lon, lat)), t.last_message
+        heat = t.layer_of("heat")
+        assert isinstance(heat, QgsVectorLayer) and heat.featureCount() == 40
+        by_cell = {f["cell"]: f["percentile"] for f in heat.getFeatures()}
+        assert by_cell[t.highlighted_cells()[0]] == pytest.approx(100.0)
+    finally:
+        t.clear(quiet=True)
+        QgsProject.instance().removeAllMapLayers()
+
+
+def test_threshold_mask_holds_the_cells_at_or_above_it_and_saves(tool, canvas, es, tmp_path):
+    panel = SimilarPanel(tool)
+    clicked = click(canvas, tool, es.lonlat()[120])
+    heat = PlaceSearch(es).highlight([clicked], 10)[1]
+    panel.slider.setValue(800)  # top 20 %
+    threshold = np.quantile(heat, 0.8)
+    mask = tool.layer_of("mask")
+    assert mask.name() == MASK_NAME and tool.mask_threshold == pytest.approx(threshold)
+    assert mask.featureCount() == int((heat >= threshold).sum())
+    assert sorted(f["cell"] for f in mask.getFeatures()) == sorted(es.cell[heat >= threshold].tolist())
+    assert panel.save_button.isEnabled()
+    out = tmp_path / "mask.gpkg"
+    assert panel.save_mask(out)
+    saved = QgsVectorLayer(f"{out}|layername=similar_mask", "saved", "ogr")
+    assert saved.isValid() and saved.featureCount() == mask.featureCount()
+    assert saved.crs() == tool.layer.crs()
+    assert not list(tmp_path.glob(".*part*"))
+    assert tool.make_mask(threshold=float(heat.max())).featureCount() == int((heat >= heat.max()).sum())
+
+
+def test_saving_without_a_mask_is_a_message(tool, tmp_path, qgis_iface):
+    panel = SimilarPanel(tool)
+    assert not panel.save_mask(tmp_path / "none.gpkg")
+    assert "no mask" in messages(qgis_iface, Qgis.Warning)[-1]
+    assert not (tmp_path / "none.gpkg").exists()
+
+
+# ---- the plugin's toolbar, menu and docks --------------------------------------------------------
+def test_plugin_adds_the_tools_and_removes_them_on_unload(qgis_iface, layer, es, emb_path):
+    from loc2vec_qgis.algorithms import train
+    from loc2vec_qgis.plugin import Loc2VecPlugin
+
+    plugin = Loc2VecPlugin(qgis_iface)
+    plugin.initGui()
+    titles = [a.text() for a in plugin.toolbar.actions()]
+    assert titles == ["loc2vec: find similar places", "loc2vec: UMAP of embeddings", "loc2vec: training"]
+    canvas = qgis_iface.mapCanvas()
+    plain = QgsVectorLayer("Point?crs=EPSG:4326", "plain", "memory")
+    QgsProject.instance().addMapLayer(plain)
+    qgis_iface.setActiveLayer(plain)
+    plugin.similar_action.trigger()
+    assert plugin.similar_action.isChecked() and canvas.mapTool() is plugin.similar_tool
+    assert plugin.similar_tool.layer is layer  # not the active (plain) layer: the project's embeddings layer
+    qgis_iface.setActiveLayer(layer)
+    assert plugin.similar_tool.query_at(es.lonlat()[5])
+    assert len(plugin.similar_tool.highlighted_cells()) == 10
+    plugin.umap_action.trigger()
+    assert "Cluster embeddings" in plugin.umap_dock.status.text()  # not clustered yet: the dock says so
+    other = _layer(emb_path, "second")
+    plugin.current_layer_changed(other)  # what iface.currentLayerChanged calls (the test iface cannot emit it)
+    assert plugin.similar_tool.layer is other
+    plugin.current_layer_changed(plain)
+    assert plugin.similar_tool.layer is other  # a non-embeddings layer leaves the tool where it was
+    plugin.training_action.trigger()
+    listener = plugin.training_dock.listener
+    assert listener in train.RUN_STARTED_LISTENERS
+    tool = plugin.similar_tool
+    assert tool.query_at(es.lonlat()[5]) and tool_layer_names()
+    plugin.unload()
+    assert listener not in train.RUN_STARTED_LISTENERS
+    assert canvas.mapTool() is not tool and tool_layer_names() == set()
+    assert plugin.toolbar is None and plugin.actions == [] and plugin.similar_tool is None
+
+
+def test_plugin_gui_load_is_light(tmp_path):
+    """initGui with an interface (toolbar, menu) imports neither pyqtgraph nor onnxruntime nor faiss."""
+    code = textwrap.dedent("""
+        import sys
+        from qgis.core import QgsApplication
+        app = QgsApplication([], True)
+        app.initQgis()
+        from qgis.gui import QgsMapCanvas, QgsMessageBar
+        from qgis.PyQt.QtCore import QObject, pyqtSignal
+        from qgis.PyQt.QtWidgets import QMainWindow, QToolBar
+
+        class Iface(QObject):  # the part of QgisInterface the plugin uses
+            currentLayerChanged = pyqtSignal(object)
+
+            def __init__(self):
+                super().__init__()
+                self.window, self.canvas, self.bar, self.menu = QMainWindow(), QgsMapCanvas(), QgsMessageBar(), []
+
+            def mainWindow(self): return self.window
+            def mapCanvas(self): return self.canvas
+            def messageBar(self): return self.bar
+            def activeLayer(self): return None
+            def addToolBar(self, name): return self.window.addToolBar(name)
+            def addPluginToMenu(self, menu, action): self.menu.append(action)
+            def removePluginMenu(self, menu, action): self.menu.remove(action)
+            def addDockWidget(self, area, dock): self.window.addDockWidget(area, dock)
+            def removeDockWidget(self, dock): self.window.removeDockWidget(dock)
+
+        import loc2vec_qgis
+        iface = Iface()
+        plugin = loc2vec_qgis.classFactory(iface)
+        plugin.initGui()
+        assert len(plugin.actions) == 3 and len(iface.menu) == 3
+        heavy = sorted(m for m in ("torch", "onnxruntime", "faiss", "pyqtgraph", "sklearn", "umap", "matplotlib",
+                                   "osgeo", "pyproj") if m in sys.modules)
+        assert not heavy, f"imported at plugin load: {heavy}"
+        plugin.unload()
+        from qgis.PyQt.QtCore import QCoreApplication, QEvent
+        QCoreApplication.sendPostedEvents(None, QEvent.DeferredDelete)
+        assert iface.menu == [] and not iface.window.findChildren(QToolBar, "loc2vec_toolbar")
+        print("ok")
+    """)
+    env = sandbox_env(tmp_path)
+    env["PYTHONPATH"] = str(REPO)
+    proc = subprocess.run([sys.executable, "-c", code], env=env, cwd=tmp_path, capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 0 and "ok" in proc.stdout, proc.stderr[-3000:]
+
+
+# ---- the README's screenshots ------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["similar_places.png", "clusters_map.png"])
+def test_docs_screenshots_are_committed(name):
+    """Made by scripts/render_docs_screenshots.py with the real tool and QGIS renderer."""
+    from qgis.PyQt.QtGui import QImage
+
+    path = REPO / "docs" / name
+    image = QImage(str(path))
+    assert not image.isNull(), f"{path} missing: run scripts/render_docs_screenshots.py"
+    assert (image.width(), image.height()) == (1000, 800) and path.stat().st_size < 400_000
+
