@@ -1,8 +1,9 @@
-"""Processing algorithm ``loc2vec:rasterize``: OpenStreetMap (or any vector file) -> a 12-band area GeoTIFF."""
+"""Processing algorithm ``loc2vec:rasterize``: OpenStreetMap, any vector file or QGIS map layers -> an area GeoTIFF."""
 
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 from qgis.core import (
@@ -13,6 +14,7 @@ from qgis.core import (
     QgsProcessingAlgorithm,
     QgsProcessingException,
     QgsProcessingLayerPostProcessorInterface,
+    QgsProcessingMultiStepFeedback,
     QgsProcessingOutputNumber,
     QgsProcessingOutputString,
     QgsProcessingParameterCrs,
@@ -21,14 +23,18 @@ from qgis.core import (
     QgsProcessingParameterExtent,
     QgsProcessingParameterFeatureSource,
     QgsProcessingParameterFile,
+    QgsProcessingParameterMatrix,
+    QgsProcessingParameterMultipleLayers,
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
+    QgsProcessingUtils,
 )
 
 from loc2vec_engine import ATTRIBUTION  # the engine package itself is light: heavy parts load in processAlgorithm
 
 from .clip import clip_polygon_file
 from .engine import FeedbackProgress, engine_errors, import_shapely, user_message
+from .layer_mapping import HEADERS, LayerExport, mapping_rows
 
 WGS84 = "EPSG:4326"
 NO_PRESET = "none"
@@ -48,6 +54,8 @@ class RasterizeAlgorithm(QgsProcessingAlgorithm):
     """Rasterize OpenStreetMap to an area raster."""
 
     INPUT = "INPUT"
+    LAYERS = "LAYERS"
+    MAPPING = "MAPPING"
     EXTENT = "EXTENT"
     CLIP = "CLIP"
     PRESET = "PRESET"
@@ -69,10 +77,12 @@ class RasterizeAlgorithm(QgsProcessingAlgorithm):
         return "prepare"
 
     def tags(self):
-        return ["openstreetmap", "osm", "pbf", "rasterize", "channels", "loc2vec", "embedding", "tiles"]
+        return ["openstreetmap", "osm", "pbf", "rasterize", "channels", "loc2vec", "embedding", "tiles", "layers",
+                "vector", "mapping"]
 
     def shortDescription(self):  # noqa: N802
-        return "Burns OpenStreetMap objects into the 12 channels of an area GeoTIFF, once, for tiles to be cut from."
+        return ("Burns OpenStreetMap objects (or your map layers) into the 12 channels of an area GeoTIFF, once, for "
+                "tiles to be cut from.")
 
     def shortHelpString(self):  # noqa: N802
         return (
@@ -81,6 +91,12 @@ class RasterizeAlgorithm(QgsProcessingAlgorithm):
             "minor roads, paths, three kinds of buildings, water, green, transit, points of interest, "
             "administrative boundaries, land use). The result is a tiled, compressed 8-bit GeoTIFF in a metric "
             "CRS with named bands and a validity mask; loc2vec cuts its training tiles from it.</p>"
+            "<p><b>Map layers</b>: QGIS vector layers to rasterize instead of, or with, the file. A layer with "
+            "OSM-like columns (<i>highway</i>, <i>building</i>, <i>other_tags</i>, ...) is matched by the channel "
+            "spec's rules. For any other layer add <b>Layer mapping</b> rows: <i>layer</i> (name or id), "
+            "<i>filter expression</i> (a QGIS expression, empty = every feature), <i>channel</i> (e.g. "
+            "roads_major), <i>draw</i> (line, fill, outline or point) and <i>width (m)</i> (line width or point "
+            "radius in metres; empty for fill). A layer with rows is drawn only by its rows.</p>"
             "<p><b>Area</b>: give an <i>extent</i>, a <i>clip</i> polygon layer, a <i>preset</i> place, or "
             "several (they are intersected). With none of them the whole input is rasterized.</p>"
             "<p><b>CRS</b>: a projected CRS in metres; empty means the preset's CRS or else the local UTM "
@@ -99,7 +115,13 @@ class RasterizeAlgorithm(QgsProcessingAlgorithm):
             self.INPUT, "OpenStreetMap file (.osm.pbf, .osm) or vector file",
             behavior=QgsProcessingParameterFile.File,
             fileFilter="OpenStreetMap (*.osm.pbf *.pbf *.osm *.osm.bz2 *.osm.gz);;"
-                       "Vector files (*.gpkg *.geojson *.json *.shp *.fgb *.sqlite);;All files (*)"))
+                       "Vector files (*.gpkg *.geojson *.json *.shp *.fgb *.sqlite);;All files (*)", optional=True))
+        self.addParameter(QgsProcessingParameterMultipleLayers(
+            self.LAYERS, "Map layers (instead of or with the file)", layerType=QgsProcessing.TypeVectorAnyGeometry,
+            optional=True))
+        self.addParameter(QgsProcessingParameterMatrix(
+            self.MAPPING, "Layer mapping (layer, filter expression, channel, draw, width in m)", numberRows=1,
+            hasFixedNumberRows=False, headers=HEADERS, optional=True))
         self.addParameter(QgsProcessingParameterExtent(self.EXTENT, "Extent", optional=True))
         self.addParameter(QgsProcessingParameterFeatureSource(
             self.CLIP, "Clip to polygons", types=[QgsProcessing.TypeVectorPolygon], optional=True))
@@ -126,13 +148,25 @@ class RasterizeAlgorithm(QgsProcessingAlgorithm):
         self.addOutput(QgsProcessingOutputNumber("BANDS", "Number of bands (channels)"))
 
     # ---- parameters -> engine arguments -----------------------------------------------------
-    def _source(self, parameters, context) -> str:
+    def _source(self, parameters, context, layers) -> str | None:
         source = self.parameterAsFile(parameters, self.INPUT, context)
-        if not source or not os.path.isfile(source):
+        if not source and not layers:
+            raise QgsProcessingException(user_message(
+                "no input: neither a file (INPUT) nor map layers (LAYERS) are given",
+                "give an OpenStreetMap extract (.osm.pbf) or a vector file, or choose map layers"))
+        if not source:
+            return None
+        if not os.path.isfile(source):
             raise QgsProcessingException(user_message(
                 f"input file {source or '(none)'} not found",
                 "give an OpenStreetMap extract (.osm.pbf) or a vector file; get one with `loc2vec fetch-osm`"))
         return source
+
+    def _layers(self, parameters, context):
+        """LAYERS as vector layers (other kinds of layer are refused by the parameter itself)."""
+        if parameters.get(self.LAYERS) in (None, "", []):
+            return []
+        return [lyr for lyr in self.parameterAsLayerList(parameters, self.LAYERS, context) if lyr is not None]
 
     def _bbox(self, parameters, context, feedback):
         """EXTENT as (lon_min, lat_min, lon_max, lat_max), or None."""
@@ -191,7 +225,8 @@ class RasterizeAlgorithm(QgsProcessingAlgorithm):
 
     # ---- run ----------------------------------------------------------------------------------
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
-        source = self._source(parameters, context)
+        layers = self._layers(parameters, context)
+        source = self._source(parameters, context, layers)
         bbox = self._bbox(parameters, context, feedback)
         clip = self._clip(parameters, context, feedback)
         preset = self._preset(parameters, context)
@@ -202,12 +237,21 @@ class RasterizeAlgorithm(QgsProcessingAlgorithm):
         if bbox:
             feedback.pushInfo("Extent (lon/lat): " + ",".join(f"{v:.6f}" for v in bbox))
 
+        options = dict(spec=spec, bbox=bbox, clip=clip, crs=crs, pixel_size=pixel_size, preset=preset)
         with engine_errors():
-            import_shapely()
-            from loc2vec_engine.raster.rasterize import rasterize  # osmium, shapely, numba: only now
+            # Rows are checked before any reading, so a typo costs nothing; rows without LAYERS are refused.
+            mapping = self.parameterAsMatrix(parameters, self.MAPPING, context) if parameters.get(self.MAPPING) else []
+            if layers:
+                options["spec"] = _load_spec(spec)
+                rows = mapping_rows(mapping, layers, options["spec"])
+                area = self._rasterize_layers(source, layers, rows, out, options, context, feedback)
+            else:
+                if mapping:
+                    mapping_rows(mapping, layers, _load_spec(spec))  # refuses its first row: no LAYERS
+                import_shapely()
+                from loc2vec_engine.raster.rasterize import rasterize  # osmium, shapely, numba: only now
 
-            area = rasterize(source, out, spec=spec, bbox=bbox, clip=clip, crs=crs, pixel_size=pixel_size,
-                             preset=preset, progress=FeedbackProgress(feedback, stages=2))
+                area = rasterize(source, out, progress=FeedbackProgress(feedback, stages=2), **options)
         feedback.setProgress(100)
         crs_name = f"EPSG:{area.epsg}" if area.epsg else "custom CRS"
         feedback.pushInfo(f"Wrote {out}: {area.width} x {area.height} px, {area.count} bands "
@@ -217,6 +261,40 @@ class RasterizeAlgorithm(QgsProcessingAlgorithm):
         if context.willLoadLayerOnCompletion(out):
             context.layerToLoadOnCompletionDetails(out).setPostProcessor(AreaRasterStyler.create())
         return {self.OUTPUT: out, "CRS": crs_name, "WIDTH": area.width, "HEIGHT": area.height, "BANDS": area.count}
+
+    def _rasterize_layers(self, source, layers, rows, out, options, context, feedback):
+        """Map layers (and the file, if any) -> one temporary GeoPackage + layer map -> the engine; temp files go."""
+        import_shapely()
+        from loc2vec_engine.raster.rasterize import rasterize
+
+        spec = options["spec"]
+        steps = QgsProcessingMultiStepFeedback(2, feedback)
+        with tempfile.TemporaryDirectory(prefix="loc2vec_layers_", dir=QgsProcessingUtils.tempFolder(),
+                                         ignore_cleanup_errors=True) as folder:
+            extra = _file_features(source, spec, options["bbox"], feedback) if source else None
+            gpkg, layer_map = LayerExport(folder, spec, options["bbox"], context.transformContext(), steps).write(
+                layers, rows, extra)
+            steps.setCurrentStep(1)
+            return rasterize(gpkg, out, layer_map=layer_map, progress=FeedbackProgress(steps, stages=2), **options)
+
+
+def _load_spec(spec):
+    from loc2vec_engine.channels import get_spec
+
+    return get_spec(spec)
+
+
+def _file_features(source, spec, bbox, feedback):
+    """The INPUT file's features for the channels (lon/lat), inside the extent, to rasterize with the layers."""
+    import shapely
+    from loc2vec_engine.sources.read import read_source
+
+    feedback.pushInfo(f"Reading {source} ...")
+    features = read_source(source, spec)
+    if bbox:
+        features = features.clipped_to(shapely.box(*bbox))
+    feedback.pushInfo(f"{Path(source).name}: {len(features)} feature-channel pairs to draw with the map layers")
+    return features
 
 
 class AreaRasterStyler(QgsProcessingLayerPostProcessorInterface):
