@@ -5,8 +5,11 @@ from pathlib import Path
 from qgis.core import QgsProcessingProvider
 from qgis.PyQt.QtGui import QIcon
 
+from .algorithms.cluster import ClusterAlgorithm
 from .algorithms.embed import EmbedAlgorithm
+from .algorithms.evaluate import EvaluateAlgorithm
 from .algorithms.rasterize import RasterizeAlgorithm
+from .algorithms.similar import SimilarAlgorithm
 from .algorithms.train import TrainAlgorithm
 
 # resources/ sits next to loc2vec_qgis/ both in the repository and in the plugin folder.
@@ -34,7 +37,8 @@ class Loc2VecProvider(QgsProcessingProvider):
         return str(ICON)
 
     def loadAlgorithms(self):  # noqa: N802
-        for algorithm in (RasterizeAlgorithm(), TrainAlgorithm(), EmbedAlgorithm()):
+        for algorithm in (RasterizeAlgorithm(), TrainAlgorithm(), EmbedAlgorithm(), ClusterAlgorithm(),
+                          SimilarAlgorithm(), EvaluateAlgorithm()):
             self.addAlgorithm(algorithm)
 
     def supportedOutputRasterLayerExtensions(self):  # noqa: N802

@@ -10,7 +10,8 @@ from ..conftest import REPO
 from .conftest import sandbox_env
 
 
-ALGORITHMS = ["loc2vec:embed", "loc2vec:rasterize", "loc2vec:train"]
+ALGORITHMS = ["loc2vec:cluster", "loc2vec:embed", "loc2vec:evaluate", "loc2vec:rasterize", "loc2vec:similar",
+              "loc2vec:train"]
 
 
 def test_provider_lists_its_algorithms(loc2vec_plugin):
@@ -28,10 +29,10 @@ def test_provider_lists_its_algorithms(loc2vec_plugin):
 def test_rasterize_parameters(loc2vec_plugin):
     alg = QgsApplication.processingRegistry().algorithmById("loc2vec:rasterize")
     names = [p.name() for p in alg.parameterDefinitions()]
-    assert names == ["INPUT", "EXTENT", "CLIP", "PRESET", "CRS", "PIXEL_SIZE", "SPEC", "OUTPUT"]
+    assert names == ["INPUT", "LAYERS", "MAPPING", "EXTENT", "CLIP", "PRESET", "CRS", "PIXEL_SIZE", "SPEC", "OUTPUT"]
     mandatory = [p.name() for p in alg.parameterDefinitions()
                  if not p.flags() & p.FlagOptional]
-    assert mandatory == ["INPUT", "PIXEL_SIZE", "OUTPUT"]
+    assert mandatory == ["PIXEL_SIZE", "OUTPUT"]  # INPUT (a file) or LAYERS (map layers): checked when run
     preset = alg.parameterDefinition("PRESET")
     assert preset.options()[0] == "none" and "kyiv" in preset.options()  # from loc2vec_engine.geo.presets
     assert alg.parameterDefinition("PIXEL_SIZE").defaultValue() == 1.953125

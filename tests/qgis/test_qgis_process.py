@@ -6,14 +6,19 @@ through PYTHONPATH (see conftest.sandbox_env); each call gets its own HOME and Q
 
 import configparser
 import json
+import os
+import sqlite3
 import subprocess
 import sys
 import zipfile
+from pathlib import Path
 
+import numpy as np
 import pytest
 from osgeo import gdal
 
 from loc2vec_engine.channels import get_spec
+from loc2vec_engine.embeddings import read_embeddings
 
 from ..conftest import REPO
 from .conftest import BUILD_SCRIPT, extent_string, needs_qgis_process, run_build_script, run_qgis_process, sandbox_env
@@ -58,19 +63,88 @@ def test_run_rasterize(installed, porto_pbf):
     assert (ds.GetRasterBand(1).ReadAsArray() > 0).sum() > 1000  # major roads
 
 
-def test_run_embed_with_the_bundled_model(installed, porto_area):
-    """The plugin folder carries the default model: embed runs with no MODEL given."""
-    from loc2vec_engine.embeddings import read_embeddings
-
+@pytest.fixture(scope="module")
+def embedded(installed, porto_area):
+    """Embeddings made by ``qgis_process run loc2vec:embed`` with the bundled model: the chain's first link."""
     root, env = installed
     out = root / "porto_emb.gpkg"
     proc = run_qgis_process(["--json", "run", "loc2vec:embed", "--", f"AREA={porto_area}", "STRIDE=200",
                              f"OUTPUT={out}"], env)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    report = json.loads(proc.stdout)
+    return out, json.loads(proc.stdout)
+
+
+@pytest.fixture(scope="module")
+def clustered(installed, embedded):
+    """The same GeoPackage after ``qgis_process run loc2vec:cluster`` (it is updated in place)."""
+    root, env = installed
+    path, _ = embedded
+    # UMAP's numba functions take ~20 s to compile: reuse the cache of this test session when there is one.
+    env = {**env, "NUMBA_CACHE_DIR": os.environ.get("NUMBA_CACHE_DIR", env["NUMBA_CACHE_DIR"])}
+    proc = run_qgis_process(["--json", "run", "loc2vec:cluster", "--", f"INPUT={path}", "K=4", "SEED=1"], env,
+                            timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return path, json.loads(proc.stdout)
+
+
+def test_run_embed_with_the_bundled_model(embedded):
+    """The plugin folder carries the default model: embed runs with no MODEL given."""
+    out, report = embedded
     es = read_embeddings(out)
     assert report["results"]["CELLS"] == len(es) > 10
     assert es.meta["model_file"] == "loc2vec-default.onnx"
+
+
+def test_run_cluster(clustered):
+    from loc2vec_engine.clusters import cluster_labels
+
+    path, report = clustered
+    results = report["results"]
+    es = read_embeddings(path)
+    assert results["OUTPUT"] == str(path) and results["CLUSTERS"] == 4
+    assert sorted(set(es.cluster.tolist())) == [0, 1, 2, 3] and np.isfinite(es.umap).all()
+    assert (cluster_labels(es.vectors, 4, "kmeans", seed=1) == es.cluster).all()  # K and SEED reached the engine
+    assert -1 <= results["SILHOUETTE"] <= 1
+    for key in ("MAP_PNG", "UMAP_PNG"):
+        assert Path(results[key]).parent == path.parent and Path(results[key]).stat().st_size > 10_000
+
+
+def test_run_similar_on_the_clustered_embeddings(installed, clustered):
+    from loc2vec_engine.search.similar import similar_at
+
+    root, env = installed
+    path, _ = clustered
+    es = read_embeddings(path)
+    lon, lat = es.lonlat()[len(es) // 2]
+    out = root / "similar.gpkg"
+    proc = run_qgis_process(["--json", "run", "loc2vec:similar", "--", f"INPUT={path}",
+                             f"POINT={lon},{lat} [EPSG:4326]", "K=5", f"OUTPUT={out}"], env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.loads(proc.stdout)["results"]
+    expected = similar_at(es, [(lon, lat)], 5)
+    with sqlite3.connect(out) as con:
+        rows = con.execute("SELECT rank, cell, score FROM similar ORDER BY rank").fetchall()
+    assert results["OUTPUT"] == str(out) and [r[0] for r in rows] == [1, 2, 3, 4, 5]
+    assert [r[1] for r in rows] == expected.cells.tolist()
+    assert np.allclose([r[2] for r in rows], expected.scores, atol=1e-6)
+    assert results["BEST_SCORE"] == pytest.approx(float(expected.scores[0]), abs=1e-6)
+
+
+def test_run_evaluate(installed, porto_area, porto_pbf):
+    root, env = installed
+    out = root / "report"
+    proc = run_qgis_process(["--json", "run", "loc2vec:evaluate", "--", f"AREA={porto_area}", f"OSM={porto_pbf}",
+                             "MAX_CELLS=200", "MAX_QUERIES=100", "DEVICE=cpu", f"OUTPUT={out}"], env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.loads(proc.stdout)["results"]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert (results["REPORT"], results["REPORT_HTML"]) == (str(out / "report.md"), str(out / "report.html"))
+    assert results["METRICS"] == str(out / "metrics.json") and results["HEADLINE"] == metrics["headline"]
+    assert (out / "report.html").read_text().count("<table>") >= 2 and len(list((out / "plots").iterdir())) == 3
+    # No MODEL given: the model bundled in the installed plugin folder.
+    assert metrics["model"]["path"] == str(root / "plugins" / "loc2vec" / "resources" / "models" /
+                                           "loc2vec-default.onnx")
+    assert metrics["settings"]["max_cells"] == 200
 
 
 def test_error_is_a_message_not_a_traceback(installed, tmp_path):
@@ -111,7 +185,9 @@ def test_zip_layout(tmp_path):
                    "loc2vec_qgis/provider.py", "loc2vec_qgis/algorithms/rasterize.py",
                    "loc2vec_engine/__init__.py", "loc2vec_engine/raster/rasterize.py",
                    "loc2vec_engine/channels/default.toml", "resources/models/loc2vec-default.onnx",
-                   "loc2vec_qgis/algorithms/embed.py"):
+                   "loc2vec_qgis/algorithms/embed.py", "loc2vec_qgis/algorithms/cluster.py",
+                   "loc2vec_qgis/algorithms/similar.py", "loc2vec_qgis/algorithms/evaluate.py",
+                   "loc2vec_qgis/algorithms/styles.py"):
         assert f"loc2vec/{needed}" in names, needed
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
     general = meta["general"]
