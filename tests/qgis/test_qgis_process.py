@@ -147,6 +147,23 @@ def test_run_evaluate(installed, porto_area, porto_pbf):
     assert metrics["settings"]["max_cells"] == 200
 
 
+def test_run_train(installed, andorra_area):
+    """A tiny training through qgis_process: the run folder, its checkpoint and an ONNX model that loads."""
+    from loc2vec_engine.embeddings.onnx_encoder import OnnxEncoder
+
+    root, env = installed
+    run, model = root / "train_run", root / "trained.onnx"
+    proc = run_qgis_process(["--json", "run", "loc2vec:train", "--", f"AREAS={andorra_area}", "STEPS=20",
+                             "TILE_SIZE=32", "BATCH_SIZE=8", "EMBEDDING_SIZE=16", "VAL_EVERY=10", "DEVICE=cpu",
+                             f"RUN_DIR={run}", f"MODEL={model}"], env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.loads(proc.stdout)["results"]
+    assert results["STOPPED"] == "steps" and results["STEPS_DONE"] == 20
+    assert results["CHECKPOINT"] == str(run / "best.pt") and (run / "metrics.csv").is_file()
+    enc = OnnxEncoder(results["MODEL"], "cpu")
+    assert (enc.tile_size_px, enc.embedding_size) == (32, 16)
+
+
 def test_error_is_a_message_not_a_traceback(installed, tmp_path):
     _, env = installed
     proc = run_qgis_process(["run", "loc2vec:rasterize", "--", f"INPUT={tmp_path / 'gone.osm.pbf'}",
