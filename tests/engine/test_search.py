@@ -195,6 +195,33 @@ def test_cli_several_places_and_another_file(files, tmp_path, capsys):
     assert "in east.gpkg" in text and len([x for x in text.splitlines() if x.strip()[:1].isdigit()]) == 3
 
 
+def _table(text):
+    return [line.split() for line in text.splitlines() if line.strip()[:1].isdigit()]
+
+
+def test_cli_index_is_built_once_kept_and_rebuilt_when_the_file_changes(porto_embeddings, tmp_path, capsys):
+    import shutil
+
+    from loc2vec_engine.embeddings import update_columns
+    from loc2vec_engine.search.index_file import index_path
+
+    path = tmp_path / "porto.gpkg"
+    shutil.copy(porto_embeddings.path, path)
+    args = ["similar", path, "--at", _at(BAIXA), "--k", 10, "--exact-below", 200]
+    rc, exact_text, err = _run(capsys, "similar", path, "--at", _at(BAIXA), "--k", 10)
+    assert rc == 0 and "exact search" in exact_text and not index_path(path).exists()
+    rc, first, err = _run(capsys, *args)
+    assert rc == 0, err
+    assert "ivf index built" in first and index_path(path).is_file()
+    rc, second, err = _run(capsys, *args)
+    assert rc == 0 and f"index reused from {index_path(path).name}" in second
+    # The index finds the exact answer here (real embeddings are strongly clustered).
+    assert _table(first) == _table(second) == _table(exact_text)
+    update_columns(path, cluster=np.zeros(len(porto_embeddings), int))  # the file changed: the index is stale
+    rc, third, err = _run(capsys, *args)
+    assert rc == 0 and "ivf index built" in third and _table(third) == _table(exact_text)
+
+
 @pytest.fixture()
 def out_dir(tmp_path):
     d = tmp_path / "out"
@@ -283,3 +310,8 @@ def test_bad_input_is_one_clear_error(case, expected, files, tmp_path, out_dir, 
     assert text == ""  # no partial table either
     assert sorted(p.name for p in out_dir.iterdir()) == []
     assert files["porto"].stat().st_mtime_ns == before
+
+
+def test_exact_below_must_be_positive(files, capsys):
+    rc, text, err = _run(capsys, "similar", files["porto"], "--at", _at(BAIXA), "--exact-below", 0)
+    assert rc == 2 and "--exact-below must be a positive number" in err and "fix:" in err
