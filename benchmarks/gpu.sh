@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # One prepared run (≤ 8 minutes) for a machine with a GPU, e.g. through the device tool:
 #   carry out/train (andorra.tif, porto.tif: area rasters, since that machine has no GDAL/pyosmium),
-#   then: bash benchmarks/gpu.sh            (writes $OUT or out/gpu: device.txt, tiles.txt, train.txt, mnv3/)
-# Measures: sampler tiles/s on the GPU; training throughput per encoder at 128 and 256 px (live
+#   then: bash benchmarks/gpu.sh            (writes $OUT or out/gpu: device.txt, tiles.txt, embed.txt, train.txt, mnv3/)
+# Measures: sampler tiles/s on the GPU; embedding cells/s over 150k cells; training throughput per encoder at 128 and 256 px (live
 # sampler vs pre-made tensors); minutes for mobilenetv3_small_100 to reach 95 % validation accuracy.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -15,6 +15,9 @@ for a in $AREAS; do [ -f "$a" ] || { echo "missing $a: rasterize it first (loc2v
 { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv; python -c "import torch; print('torch', torch.__version__)"; } | tee "$OUT/device.txt"
 
 timeout 90 python benchmarks/tiles.py --area out/train/andorra.tif --n 4000 2>&1 | tee "$OUT/tiles.txt"
+
+# Embedding a 150k-cell grid of Andorra (sampler on the device + the shipped model through torch, fp16).
+timeout 60 python benchmarks/embed_gpu.py --area out/train/andorra.tif --cells 150000 2>&1 | tee "$OUT/embed.txt"
 
 for enc in loc2vec mobilenetv3_small_100 resnet18 efficientnet_b0 resnet34; do
   for px in 128 256; do
