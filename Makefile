@@ -17,6 +17,7 @@ test: $(VENV)/.installed
 bench: $(VENV)/.installed
 	$(PY) benchmarks/tiles.py
 	$(PY) benchmarks/rasterize.py
+	$(PY) benchmarks/embed.py
 
 plugin:
 	python3 scripts/build_plugin.py

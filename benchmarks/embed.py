@@ -25,7 +25,7 @@ sys.path.insert(0, str(REPO))
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--area", default=str(REPO / "out/train/porto.tif"),
-                    help="area raster (make it with: loc2vec rasterize resources/data/<porto pbf> --out ...)")
+                    help="area raster (default: out/train/porto.tif, else the bundled Porto extract rasterized now)")
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--batches", type=int, default=8, help="batches per engine and round")
     ap.add_argument("--rounds", type=int, default=5)
@@ -41,6 +41,12 @@ def main() -> None:
     from loc2vec_engine.encoders.pretrained import load_encoder
     from loc2vec_engine.tiles import PalettedArea, TileSampler
 
+    if not Path(args.area).is_file():  # a clean checkout: rasterize the bundled Porto extract first
+        from loc2vec_engine.raster.rasterize import rasterize
+
+        args.area = str(Path(tempfile.mkdtemp()) / "porto.tif")
+        print(f"rasterizing the bundled Porto extract into {args.area} ...")
+        rasterize(REPO / "resources/data/porto_center_2020-07-20.osm.pbf", args.area, progress=lambda f, m: None)
     ort_enc = OnnxEncoder(DEFAULT_MODEL, "cpu")
     torch_enc = load_encoder(DEFAULT_MODEL.with_suffix(".pt"), "cpu").eval()
     area = PalettedArea.from_raster(args.area)
