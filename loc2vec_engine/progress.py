@@ -34,7 +34,9 @@ class Progress:
             if message:
                 self._bar.set_postfix_str(message, refresh=False)
         elif self.callback is not None:
-            if self.callback(min(self.done / self.total, 1.0), message or self.desc):
+            cancel = self.callback(min(self.done / self.total, 1.0), message or self.desc)
+            # The last report comes when the work is complete (outputs written): a cancel now is too late.
+            if cancel and self.done < self.total:
                 raise Cancelled(f"{self.desc}: cancelled")
 
     def close(self) -> None:

@@ -134,7 +134,7 @@ class ClusterAlgorithm(QgsProcessingAlgorithm):
                 area=area.source() if area is not None else None,
                 seed=self.parameterAsInt(parameters, self.SEED, context),
                 min_cluster_size=self.parameterAsInt(parameters, self.MIN_CLUSTER_SIZE, context) or None,
-                progress=DoneIsDone(feedback))
+                progress=FeedbackProgress(feedback))
         feedback.setProgress(100)
         noise = result.sizes.get(-1, 0)
         sil = "n/a" if result.silhouette is None else f"{result.silhouette:.3f}"
@@ -164,13 +164,6 @@ class ClusterAlgorithm(QgsProcessingAlgorithm):
             details.setPostProcessor(styler)
             context.addLayerToLoadOnCompletion(f"{path}|layername={EMBEDDINGS_LAYER}", details)
         return {}
-
-
-class DoneIsDone(FeedbackProgress):
-    """Progress whose last report (fraction 1: the file is written) cannot be cancelled any more."""
-
-    def __call__(self, fraction: float, message: str = "") -> bool:
-        return super().__call__(fraction, message) and fraction < 1.0
 
 
 def embeddings_path(layer, given=None) -> str:

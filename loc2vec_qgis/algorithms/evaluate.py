@@ -21,8 +21,7 @@ from qgis.core import (
 
 from loc2vec_engine import ATTRIBUTION
 
-from .cluster import DoneIsDone
-from .engine import engine_errors, user_message
+from .engine import FeedbackProgress, engine_errors, user_message
 
 DEVICES = ["auto", "cpu", "cuda"]
 OSM_FILTER = "OpenStreetMap data (*.osm.pbf *.pbf *.osm *.gpkg);;All files (*.*)"
@@ -133,7 +132,7 @@ class EvaluateAlgorithm(QgsProcessingAlgorithm):
                 max_cells=self.parameterAsInt(parameters, self.MAX_CELLS, context),
                 max_queries=self.parameterAsInt(parameters, self.MAX_QUERIES, context),
                 device=self.parameterAsEnumString(parameters, self.DEVICE, context) or "auto",
-                progress=DoneIsDone(feedback))
+                progress=FeedbackProgress(feedback))
             page = write_html(out / "report.md", out / "report.html")
         feedback.setProgress(100)
         feedback.pushInfo(f"Wrote {out}: report.md, report.html, metrics.json, plots/ "
