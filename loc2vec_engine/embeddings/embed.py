@@ -35,13 +35,18 @@ class EmbedResult:
         return self.cells / max(self.seconds, 1e-9)
 
 
-def load_encoder_and_area(model, area_path, device: str = "auto"):
-    """(OnnxEncoder, PalettedArea) with the area's channels checked against the model's."""
+def load_encoder_and_area(model, area, device: str = "auto"):
+    """(OnnxEncoder, PalettedArea) with the area's channels checked against the model's.
+
+    model: a path, "default" or an OnnxEncoder; area: a path or an already loaded PalettedArea
+    (callers embedding point after point, like the QGIS map tool, load both once).
+    """
     from ..tiles import PalettedArea
 
     enc = model if isinstance(model, OnnxEncoder) else OnnxEncoder(model, device)
-    area = PalettedArea.from_raster(area_path)
-    enc.check_channels(area.channel_names, f"area raster {Path(area_path).name}")
+    name = "the area" if isinstance(area, PalettedArea) else f"area raster {Path(area).name}"
+    area = area if isinstance(area, PalettedArea) else PalettedArea.from_raster(area)
+    enc.check_channels(area.channel_names, name)
     return enc, area
 
 
@@ -127,7 +132,10 @@ def _prefetched_batches(sampler, xy, batch_size: int, size: int):
 
 
 def embed_points(model, area_path, lonlats, device: str = "auto") -> tuple[np.ndarray, np.ndarray, OnnxEncoder, object]:
-    """Embeddings of single WGS84 points: ``(xy (N, 2) in the area CRS, vectors (N, D), encoder, area)``."""
+    """Embeddings of single WGS84 points: ``(xy (N, 2) in the area CRS, vectors (N, D), encoder, area)``.
+
+    ``area_path`` may also be a loaded PalettedArea (see ``load_encoder_and_area``).
+    """
     enc, area = load_encoder_and_area(model, area_path, device)
     ll = np.asarray(lonlats, np.float64).reshape(-1, 2)
     x, y = area.lonlat_to_xy(ll[:, 0], ll[:, 1])
@@ -136,8 +144,9 @@ def embed_points(model, area_path, lonlats, device: str = "auto") -> tuple[np.nd
     col, row = np.floor(col).astype(np.int64), np.floor(row).astype(np.int64)
     for i, (c, r) in enumerate(zip(col, row)):
         if not (0 <= c < area.width and 0 <= r < area.height and area.ids[r, c] != 0):
-            raise Loc2VecError(f"point {ll[i, 0]:.6f},{ll[i, 1]:.6f} lies outside the valid pixels of "
-                               f"{Path(area_path).name}", "give a point inside the area (see: loc2vec info AREA.tif)")
+            where = Path(area_path).name if isinstance(area_path, (str, Path)) else "the area"
+            raise Loc2VecError(f"point {ll[i, 0]:.6f},{ll[i, 1]:.6f} lies outside the valid pixels of {where}",
+                               "give a point inside the area (see: loc2vec info AREA.tif)")
     from ..tiles import TileSampler
 
     tiles, _ = TileSampler(area, tile_size_m=enc.tile_size_m).sample(xy, size=enc.tile_size_px)

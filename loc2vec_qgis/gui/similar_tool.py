@@ -107,6 +107,7 @@ class LayerSearch:
         self.stride = grid_stride(self.es)
         self.grid = HeatGrid.of(self.es.xy, self.stride)
         self._encoder = None  # (OnnxEncoder or None, why not)
+        self._area = None  # the area raster, paletted once by the first between-cells click
         self._to_xy = None
 
     def reference(self, lonlat) -> Reference:
@@ -125,7 +126,9 @@ class LayerSearch:
         from loc2vec_engine.embeddings.embed import embed_points
 
         try:
-            vector = embed_points(encoder, self.es.meta["area_path"], [lonlat], device="cpu")[1][0]
+            _, vectors, _, self._area = embed_points(encoder, self._area or self.es.meta["area_path"], [lonlat],
+                                                     device="cpu")
+            vector = vectors[0]
         except Loc2VecError as e:
             ref.note = e.problem
             return ref
