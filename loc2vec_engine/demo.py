@@ -183,12 +183,21 @@ def _evaluate(step, out: Path, model: Path, area_path: Path, seed: int) -> Path:
 
     step("evaluating the model against no-learning baselines (re-identification, venue probe, ablation) ...")
     report = out / "report"
-    command = "loc2vec evaluate " + " ".join(shlex.quote(str(a)) for a in (model, area_path, "--osm", PORTO_PBF,
-                                                                           "--out", report))
+    args = (model, area_path, "--osm", PORTO_PBF, "--out", report)
+    command = "loc2vec evaluate " + " ".join(shlex.quote(_relative(a)) for a in args)
     metrics = evaluate_model(model, area_path, PORTO_PBF, report, seed=seed, device="auto", command=command)
     for line in _verdicts(metrics):
         print(f"    {line}")
     return report
+
+
+def _relative(path) -> str:
+    """``path`` relative to the working folder when it lies below it (a command line others can rerun)."""
+    p = Path(path)
+    try:
+        return str(p.resolve().relative_to(Path.cwd().resolve())) if p.is_absolute() else str(p)
+    except ValueError:
+        return str(p)
 
 
 def _verdicts(metrics: dict) -> list[str]:
