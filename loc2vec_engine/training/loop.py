@@ -5,6 +5,7 @@ One function, ``train(config)``, used by ``loc2vec train``, the QGIS algorithm a
 ``config.json``, ``metrics.csv``, ``curves.png``, ``last.pt``, ``best.pt``, ``summary.json``.
 ``resume=True`` continues exactly where ``last.pt`` stopped: model, optimizer, scheduler, scaler,
 step and every random generator, so the resumed run draws the same batches it would have drawn.
+On the CPU, where a core is spare, the next batch is sampled in a thread while the current one trains.
 """
 
 from __future__ import annotations
@@ -34,8 +35,12 @@ class RunResult:
     stopped: str  # "steps", "time", "early", "cancelled"
 
 
-def train(cfg: TrainConfig, resume: bool = False, progress=None) -> RunResult:
-    """Train an encoder as ``cfg`` says; ``progress(fraction, message) -> True`` cancels (after a checkpoint)."""
+def train(cfg: TrainConfig, resume: bool = False, progress=None, prefetch: bool | None = None) -> RunResult:
+    """Train an encoder as ``cfg`` says; ``progress(fraction, message) -> True`` cancels (after a checkpoint).
+
+    ``prefetch``: sample the next batch in a thread during the step (True), before it (False), or the
+    former when a CPU core is spare (None; ``prefetch.spare_core``). The batches, so the run, are the same.
+    """
     import torch
 
     cfg.check()
@@ -81,11 +86,13 @@ def train(cfg: TrainConfig, resume: bool = False, progress=None) -> RunResult:
                    "val_acc": _validate(model, val_triplets, cfg.batch_size)})
     bar = Progress(total=cfg.steps, desc="train", callback=progress, enabled=progress is None and dist.rank == 0)
     bar.done = step
+    # Started only now: the baseline above used the sampler (its lazy caches), and from here the thread owns it.
+    feed = _feed(train_sampler, cfg.batch_size, device, prefetch if step < cfg.steps else False, dist.local_world)
     try:
         while step < cfg.steps:
             _apply_unfreeze(cfg, model, step)
             model.train()
-            trip = train_sampler.sample(cfg.batch_size)
+            trip = feed.next()
             x = torch.cat([augment(trip.anchor), augment(trip.positive), augment(trip.negative)])
             with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=use_amp):
                 emb = ddp_model(x)
@@ -121,7 +128,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress=None) -> RunResult:
                 improved = acc > best
                 best, stale = (acc, 0) if improved else (best, stale + 1)
                 if dist.rank == 0:
-                    payload = _payload(model, meta, opt, sched, scaler, step, best, train_sampler, augment, cfg)
+                    payload = _payload(model, meta, opt, sched, scaler, step, best, feed, augment, cfg)
                     save_checkpoint(run / "last.pt", payload)
                     if improved:
                         save_checkpoint(run / "best.pt", payload)
@@ -141,12 +148,12 @@ def train(cfg: TrainConfig, resume: bool = False, progress=None) -> RunResult:
     except Cancelled:
         stopped = "cancelled"
         if dist.rank == 0:
-            save_checkpoint(run / "last.pt", _payload(model, meta, opt, sched, scaler, step, best, train_sampler,
-                                                      augment, cfg))
+            save_checkpoint(run / "last.pt", _payload(model, meta, opt, sched, scaler, step, best, feed, augment, cfg))
     except torch.cuda.OutOfMemoryError:
         raise Loc2VecError(f"the GPU ran out of memory at batch size {cfg.batch_size} with {cfg.tile_size_px}-px tiles",
                            f"use a smaller --batch-size (e.g. {max(cfg.batch_size // 2, 2)}) or --tile-size") from None
     finally:
+        feed.close()  # before anything else: a sampler thread must not outlive the run, whatever stopped it
         bar.close()
         dist.close()
     result = RunResult(run, step, best, baseline_acc, stopped)
@@ -249,6 +256,22 @@ def _sampler_backend(device) -> str:
     return "cpu" if device.type == "cpu" else "torch"
 
 
+def _feed(sampler, batch_size: int, device, prefetch: bool | None, processes: int):
+    """Where training batches come from. On the numba back-end a thread can draw the next batch during the
+    step (its kernels release the GIL); by default only with a core to spare, as without one it slowed
+    the step. On a GPU the torch back-end's kernels already run asynchronously, and a thread would add
+    CUDA's per-thread device state for little gain, so batches are drawn in line."""
+    import torch
+
+    from .prefetch import DirectFeed, Prefetcher, spare_core
+
+    if prefetch is None:
+        prefetch = spare_core(torch.get_num_threads(), processes)
+    if prefetch and _sampler_backend(device) == "cpu":
+        return Prefetcher(sampler, batch_size)
+    return DirectFeed(sampler, batch_size)
+
+
 def _augment(cfg: TrainConfig, device, rank: int):
     from .augment import Augment
 
@@ -309,10 +332,12 @@ def _baseline_accuracy(val, train_sampler) -> float:
 
 # ---- state ----------------------------------------------------------------------------------------
 
-def _payload(model, meta, opt, sched, scaler, step, best, sampler, augment, cfg) -> dict:
+def _payload(model, meta, opt, sched, scaler, step, best, feed, augment, cfg) -> dict:
+    """Everything ``resume`` needs. The sampler state comes from ``feed``: with prefetching, the state before
+    the batch drawn ahead but not yet trained on, so the resumed run draws that batch again."""
     import torch
 
-    rng = {"torch": torch.get_rng_state(), "sampler": sampler.state_dict(), "augment": augment.state_dict()}
+    rng = {"torch": torch.get_rng_state(), "sampler": feed.state_dict(), "augment": augment.state_dict()}
     if torch.cuda.is_available():
         rng["cuda"] = torch.cuda.get_rng_state_all()
     return {"model": model.state_dict(), "meta": meta, "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
@@ -402,6 +427,7 @@ class _Distributed:
 
     def __init__(self, rank=0, world=1, local_rank=0):
         self.rank, self.world, self.local_rank = rank, world, local_rank
+        self.local_world = int(os.environ.get("LOCAL_WORLD_SIZE", world))  # processes sharing this machine's cores
 
     @classmethod
     def from_env(cls):

@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from loc2vec_engine.errors import Loc2VecError  # noqa: E402
 from loc2vec_engine.training.checkpoint import load_checkpoint  # noqa: E402
 from loc2vec_engine.training.config import TrainConfig  # noqa: E402
 from loc2vec_engine.training.loop import train  # noqa: E402
+from loc2vec_engine.training.prefetch import THREAD_NAME  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = dict(encoder="loc2vec", embedding_dim=32, tile_size_px=64, batch_size=16, val_every=20, val_triplets=128,
@@ -224,6 +226,7 @@ def test_early_stopping(andorra_area, tmp_path):
 def test_time_budget(andorra_area, tmp_path):
     cfg = TrainConfig(areas=[str(andorra_area)], out=str(tmp_path / "budget"), steps=10_000, max_minutes=0.05,
                       **dict(TINY, val_triplets=32))
-    result = train(cfg, progress=_quiet)
+    result = train(cfg, progress=_quiet, prefetch=True)
     assert result.stopped == "time" and 0 < result.step < 10_000
     assert load_checkpoint(tmp_path / "budget" / "last.pt")["step"] == result.step
+    assert not [t for t in threading.enumerate() if t.name == THREAD_NAME], "the prefetch thread outlived the run"
