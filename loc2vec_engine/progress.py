@@ -34,10 +34,17 @@ class Progress:
             if message:
                 self._bar.set_postfix_str(message, refresh=False)
         elif self.callback is not None:
-            cancel = self.callback(min(self.done / self.total, 1.0), message or self.desc)
-            # The last report comes when the work is complete (outputs written): a cancel now is too late.
-            if cancel and self.done < self.total:
+            if self.callback(min(self.done / self.total, 1.0), message or self.desc):
                 raise Cancelled(f"{self.desc}: cancelled")
+
+    def finish(self, message: str = "") -> None:
+        """Report completion once the outputs are written: a cancel asked for now comes too late."""
+        self.done = self.total
+        if self._bar is not None:
+            self._bar.n = self.total
+            self._bar.refresh()
+        elif self.callback is not None:
+            self.callback(1.0, message or self.desc)
 
     def close(self) -> None:
         if self._bar is not None:

@@ -185,7 +185,7 @@ def cluster_file(gpkg, k=None, method: str = "kmeans", out_dir=None, area=None, 
             save_png(figures[0], tmp_map)
             save_png(figures[1], tmp_umap)
             update_columns(es.path, cluster=labels, umap=umap, meta_updates=meta)  # last: PNGs renamed after it
-        bar.update(1, "written")
+        bar.finish("written")  # after the renames: too late to cancel
     return result
 
 

@@ -52,7 +52,7 @@ def evaluate_model(model_path, area_path, osm_source, out_dir, stride_m: float =
         result["stage_seconds"] = bar.seconds
         with report_folder(out_dir) as tmp:
             write_report(tmp, result)
-        bar.update(1, "report written")
+        progress_bar.finish("report written")  # after the rename: too late to cancel
     return result
 
 
