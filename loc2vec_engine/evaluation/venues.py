@@ -185,20 +185,11 @@ def _handler():
 def _read_ogr(source) -> tuple[np.ndarray, list[str]]:
     """(lon/lat (N, 2), categories) of the point and polygon features of an OGR source with OSM-key columns."""
     import shapely
-    from osgeo import ogr
 
-    from ..sources.ogr import _iter_lonlat
+    from ..sources.ogr import _iter_lonlat, open_ogr
 
-    ogr.UseExceptions()
-    try:
-        ds = ogr.Open(str(source))
-    except RuntimeError as e:
-        ds, err = None, str(e)
-    else:
-        err = "unknown format"
-    if ds is None:
-        raise Loc2VecError(f"cannot read OSM source {source} ({err})",
-                           "give an .osm.pbf/.osm file, or an OGR source (GeoPackage, ...) with OSM tag columns")
+    ds = open_ogr(source, "cannot read OSM source {source}",
+                  "give an .osm.pbf/.osm file, or an OGR source (GeoPackage, ...) with OSM tag columns")
     points, cats = [], []
     for i in range(ds.GetLayerCount()):
         for wkb, (tags, kind) in _iter_lonlat(ds.GetLayer(i), with_tags=True):

@@ -63,8 +63,9 @@ def load_layer_map(path, spec: ChannelSpec) -> list[LayerRule]:
     return out
 
 
-def read_ogr(source, spec: ChannelSpec, layer_map=None) -> Features:
-    """Features of an OGR source, matched by tags or by a layer map, in lon/lat."""
+def open_ogr(source, problem: str = "cannot open {source} as vector data",
+             fix: str = "give an .osm.pbf/.osm file or an OGR source (GeoPackage, GeoJSON, Shapefile, PG:...)"):
+    """An OGR data source, or one ``Loc2VecError`` (``problem`` with ``{source}``, plus GDAL's reason)."""
     from osgeo import ogr
 
     ogr.UseExceptions()
@@ -75,8 +76,13 @@ def read_ogr(source, spec: ChannelSpec, layer_map=None) -> Features:
     else:
         err = "unknown format"
     if ds is None:
-        raise Loc2VecError(f"cannot open {source} as vector data ({err})",
-                           "give an .osm.pbf/.osm file or an OGR source (GeoPackage, GeoJSON, Shapefile, PG:...)")
+        raise Loc2VecError(f"{problem.format(source=source)} ({err})", fix)
+    return ds
+
+
+def read_ogr(source, spec: ChannelSpec, layer_map=None) -> Features:
+    """Features of an OGR source, matched by tags or by a layer map, in lon/lat."""
+    ds = open_ogr(source)
     wkbs, bands, rules = [], [], []
     if layer_map:
         for lr in load_layer_map(layer_map, spec):
