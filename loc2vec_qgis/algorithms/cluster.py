@@ -18,7 +18,6 @@ from qgis.core import (
     QgsProcessingOutputFile,
     QgsProcessingOutputNumber,
     QgsProcessingOutputVectorLayer,
-    QgsProcessingParameterDefinition,
     QgsProcessingParameterEnum,
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterLayer,
@@ -29,7 +28,7 @@ from qgis.core import (
 
 from loc2vec_engine import ATTRIBUTION
 
-from .engine import FeedbackProgress, engine_errors, user_message
+from .engine import FeedbackProgress, add_advanced, engine_errors, user_message
 from .styles import CLUSTER_OPACITY, LayerStyler, cluster_renderer
 
 METHODS = ["kmeans", "hdbscan"]
@@ -108,9 +107,7 @@ class ClusterAlgorithm(QgsProcessingAlgorithm):
             QgsProcessingParameterNumber(self.SEED, "Random seed", type=QgsProcessingParameterNumber.Integer,
                                          defaultValue=0, minValue=0),
         ]
-        for param in advanced:
-            param.setFlags(param.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
-            self.addParameter(param)
+        add_advanced(self, advanced)
         self.addOutput(QgsProcessingOutputVectorLayer(self.OUTPUT, "Clustered embeddings",
                                                       QgsProcessing.TypeVectorPoint))
         self.addOutput(QgsProcessingOutputFile("MAP_PNG", "Cluster map (PNG)"))

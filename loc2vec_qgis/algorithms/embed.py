@@ -10,7 +10,6 @@ from qgis.core import (
     QgsProcessingException,
     QgsProcessingLayerPostProcessorInterface,
     QgsProcessingOutputNumber,
-    QgsProcessingParameterDefinition,
     QgsProcessingParameterEnum,
     QgsProcessingParameterFeatureSource,
     QgsProcessingParameterFile,
@@ -22,9 +21,8 @@ from qgis.core import (
 from loc2vec_engine import ATTRIBUTION
 
 from .clip import clip_polygon_file
-from .engine import FeedbackProgress, engine_errors, import_shapely, user_message
+from .engine import DEVICES, FeedbackProgress, add_advanced, engine_errors, import_shapely, user_message
 
-DEVICES = ["auto", "cpu", "cuda"]
 
 
 class EmbedAlgorithm(QgsProcessingAlgorithm):
@@ -90,9 +88,7 @@ class EmbedAlgorithm(QgsProcessingAlgorithm):
             QgsProcessingParameterNumber(self.BATCH, "Tiles per batch", type=QgsProcessingParameterNumber.Integer,
                                          defaultValue=64, minValue=1, maxValue=4096),
         ]
-        for param in advanced:
-            param.setFlags(param.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
-            self.addParameter(param)
+        add_advanced(self, advanced)
         self.addParameter(QgsProcessingParameterVectorDestination(
             self.OUTPUT, "Embeddings", type=QgsProcessing.TypeVectorPoint))
         self.addOutput(QgsProcessingOutputNumber("CELLS", "Number of embedded cells"))

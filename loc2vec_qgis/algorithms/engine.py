@@ -45,6 +45,19 @@ class FeedbackProgress:
         return self.feedback.isCanceled()
 
 
+# The engine's devices (auto = CUDA when available), as a Processing enum wants them.
+DEVICES = ["auto", "cpu", "cuda"]
+
+
+def add_advanced(algorithm, params) -> None:
+    """Add ``params`` to ``algorithm`` under the dialog's "Advanced parameters"."""
+    from qgis.core import QgsProcessingParameterDefinition
+
+    for param in params:
+        param.setFlags(param.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+        algorithm.addParameter(param)
+
+
 def user_message(problem: str, fix: str = "") -> str:
     return f"{problem}\nFix: {fix}" if fix else problem
 

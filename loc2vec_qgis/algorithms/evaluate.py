@@ -11,7 +11,6 @@ from qgis.core import (
     QgsProcessingException,
     QgsProcessingOutputFile,
     QgsProcessingOutputString,
-    QgsProcessingParameterDefinition,
     QgsProcessingParameterEnum,
     QgsProcessingParameterFile,
     QgsProcessingParameterFolderDestination,
@@ -21,9 +20,8 @@ from qgis.core import (
 
 from loc2vec_engine import ATTRIBUTION
 
-from .engine import FeedbackProgress, engine_errors, user_message
+from .engine import DEVICES, FeedbackProgress, add_advanced, engine_errors, user_message
 
-DEVICES = ["auto", "cpu", "cuda"]
 OSM_FILTER = "OpenStreetMap data (*.osm.pbf *.pbf *.osm *.gpkg);;All files (*.*)"
 
 
@@ -100,9 +98,7 @@ class EvaluateAlgorithm(QgsProcessingAlgorithm):
             QgsProcessingParameterEnum(self.DEVICE, "Device", options=DEVICES, defaultValue="auto",
                                        usesStaticStrings=True),
         ]
-        for param in advanced:
-            param.setFlags(param.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
-            self.addParameter(param)
+        add_advanced(self, advanced)
         self.addParameter(QgsProcessingParameterFolderDestination(self.OUTPUT, "Report folder"))
         self.addOutput(QgsProcessingOutputFile("REPORT", "Report (Markdown)"))
         self.addOutput(QgsProcessingOutputFile("REPORT_HTML", "Report (HTML)"))

@@ -18,7 +18,6 @@ from qgis.core import (
     QgsProcessingOutputNumber,
     QgsProcessingOutputString,
     QgsProcessingParameterCrs,
-    QgsProcessingParameterDefinition,
     QgsProcessingParameterEnum,
     QgsProcessingParameterExtent,
     QgsProcessingParameterFeatureSource,
@@ -33,7 +32,7 @@ from qgis.core import (
 from loc2vec_engine import ATTRIBUTION  # the engine package itself is light: heavy parts load in processAlgorithm
 
 from .clip import clip_polygon_file
-from .engine import FeedbackProgress, engine_errors, import_shapely, user_message
+from .engine import FeedbackProgress, add_advanced, engine_errors, import_shapely, user_message
 from .layer_mapping import HEADERS, LayerExport, mapping_rows
 
 WGS84 = "EPSG:4326"
@@ -138,9 +137,7 @@ class RasterizeAlgorithm(QgsProcessingAlgorithm):
             QgsProcessingParameterFile(self.SPEC, "Channel spec (TOML; empty = built-in 12 channels)",
                                        behavior=QgsProcessingParameterFile.File, extension="toml", optional=True),
         ]
-        for param in advanced:
-            param.setFlags(param.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
-            self.addParameter(param)
+        add_advanced(self, advanced)
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, "Area raster"))
         self.addOutput(QgsProcessingOutputString("CRS", "CRS of the area raster"))
         self.addOutput(QgsProcessingOutputNumber("WIDTH", "Width (pixels)"))

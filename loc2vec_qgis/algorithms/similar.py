@@ -12,7 +12,6 @@ from qgis.core import (
     QgsProcessingAlgorithm,
     QgsProcessingException,
     QgsProcessingOutputNumber,
-    QgsProcessingParameterDefinition,
     QgsProcessingParameterFeatureSource,
     QgsProcessingParameterNumber,
     QgsProcessingParameterPoint,
@@ -23,7 +22,7 @@ from qgis.core import (
 from loc2vec_engine import ATTRIBUTION
 
 from .cluster import embeddings_path
-from .engine import engine_errors, user_message
+from .engine import add_advanced, engine_errors, user_message
 from .styles import LayerStyler, score_renderer
 
 WGS84 = QgsCoordinateReferenceSystem("EPSG:4326")
@@ -90,11 +89,9 @@ class SimilarAlgorithm(QgsProcessingAlgorithm):
         self.addParameter(QgsProcessingParameterVectorLayer(
             self.SEARCH_IN, "Search in another embeddings layer (same model; empty = the same layer)",
             types=[QgsProcessing.TypeVectorPoint], optional=True))
-        radius = QgsProcessingParameterNumber(
+        add_advanced(self, [QgsProcessingParameterNumber(
             self.EXCLUDE_RADIUS, "Leave out cells within this distance of the places (metres)",
-            type=QgsProcessingParameterNumber.Double, defaultValue=0.0, minValue=0.0)
-        radius.setFlags(radius.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
-        self.addParameter(radius)
+            type=QgsProcessingParameterNumber.Double, defaultValue=0.0, minValue=0.0)])
         self.addParameter(QgsProcessingParameterVectorDestination(
             self.OUTPUT, "Similar places", type=QgsProcessing.TypeVectorPoint))
         self.addOutput(QgsProcessingOutputNumber("BEST_SCORE", "Highest similarity"))

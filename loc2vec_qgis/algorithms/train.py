@@ -15,7 +15,6 @@ from qgis.core import (
     QgsProcessingOutputFile,
     QgsProcessingOutputNumber,
     QgsProcessingOutputString,
-    QgsProcessingParameterDefinition,
     QgsProcessingParameterEnum,
     QgsProcessingParameterFile,
     QgsProcessingParameterFileDestination,
@@ -26,11 +25,10 @@ from qgis.core import (
 
 from loc2vec_engine import ATTRIBUTION
 
-from .engine import FeedbackProgress, engine_errors, user_message
+from .engine import DEVICES, FeedbackProgress, add_advanced, engine_errors, user_message
 
 # The report's encoders, tested first-class (any timm name works from the command line).
 ENCODERS = ["loc2vec", "resnet18", "resnet34", "efficientnet_b0", "mobilenetv3_small_100"]
-DEVICES = ["auto", "cpu", "cuda"]
 
 # Called with the run folder when a training starts (from the Processing worker thread): the
 # training dock listens here to plot metrics.csv live. Plain Python, so headless runs need no Qt.
@@ -118,9 +116,7 @@ class TrainAlgorithm(QgsProcessingAlgorithm):
             QgsProcessingParameterNumber(self.SEED, "Random seed", type=QgsProcessingParameterNumber.Integer,
                                          defaultValue=0, minValue=0),
         ]
-        for param in advanced:
-            param.setFlags(param.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
-            self.addParameter(param)
+        add_advanced(self, advanced)
         self.addParameter(QgsProcessingParameterFolderDestination(self.RUN, "Run folder"))
         self.addParameter(QgsProcessingParameterFileDestination(self.MODEL, "Model (ONNX)", "ONNX model (*.onnx)"))
         self.addOutput(QgsProcessingOutputFile("CHECKPOINT", "Checkpoint (best.pt, or last.pt when cancelled)"))
