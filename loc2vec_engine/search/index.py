@@ -5,6 +5,12 @@ seconds even at a million vectors on two cores, where HNSW takes many minutes. I
 ``nprobe`` (lists scanned per query), is tuned at build time: the smallest value whose recall@10
 against exact search reaches ``target_recall`` on queries drawn from the set itself. When only a
 near-exhaustive scan would reach it (random-like data), the index falls back to exact search.
+
+Neither BLAS nor faiss decides a score or a rank: both only choose candidates, which ``cosine``
+re-scores exactly (the same numbers whichever path found a cell). A float32 dot product of unit
+vectors is off by at most D * 2^-24 whatever its summation order, so every cell whose fast score is
+within ``score_margin(D)`` of the k-th best is a candidate, and the candidate set cannot miss a cell of
+the true top k (for the index: among the lists it probes).
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import time
 import numpy as np
 
 from ..errors import Loc2VecError
+from .cosine import best_rows
 
 EXACT_BELOW = 50_000
 TARGET_RECALL = 0.99
@@ -34,26 +41,36 @@ def unit_rows(x, what: str = "vectors") -> np.ndarray:
     return np.ascontiguousarray(x / norms, dtype=np.float32)
 
 
-def exact_search(vectors: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Top-k rows of ``vectors`` by inner product with each query: (scores (Q, k), idx (Q, k))."""
+def score_margin(dim: int) -> float:
+    """Bound on how far a float32 dot product of unit D-vectors (any summation order) is from the exact one."""
+    return 2.0 * dim * 2.0 ** -24 + 1e-12
+
+
+def exact_top(vectors: np.ndarray, cells: np.ndarray, query: np.ndarray, k: int, excluded=None,
+              fast_scores: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, float64 scores) of the true top ``k``: a BLAS scan picks candidates, ``cosine`` scores them."""
+    fast = np.array(vectors @ query if fast_scores is None else fast_scores, np.float32)
+    if excluded is not None:
+        fast[np.asarray(excluded, bool)] = -np.inf
+    k = min(int(k), int(np.isfinite(fast).sum()))
+    if k <= 0:
+        return np.zeros(0, np.int64), np.zeros(0)
+    kth = np.partition(fast, len(fast) - k)[len(fast) - k]
+    candidates = np.flatnonzero(fast >= kth - score_margin(vectors.shape[1]))
+    return best_rows(vectors, cells, query, k, candidates, excluded)
+
+
+def exact_search(vectors: np.ndarray, queries: np.ndarray, k: int, cells=None) -> tuple[np.ndarray, np.ndarray]:
+    """Top-k rows of ``vectors`` by cosine with each query: (float64 scores (Q, k), idx (Q, k)); ties by cell."""
     n = len(vectors)
+    cells = np.arange(n) if cells is None else np.asarray(cells)
     step = max(1, _SCORE_BLOCK // max(n, 1))
-    scores, idx = np.empty((len(queries), k), np.float32), np.empty((len(queries), k), np.int64)
+    scores, idx = np.empty((len(queries), k), np.float64), np.empty((len(queries), k), np.int64)
     for start in range(0, len(queries), step):
-        s = queries[start:start + step] @ vectors.T
-        scores[start:start + step], idx[start:start + step] = top_k(s, k)
+        fast = queries[start:start + step] @ vectors.T
+        for j, row in enumerate(fast):
+            idx[start + j], scores[start + j] = exact_top(vectors, cells, queries[start + j], k, fast_scores=row)
     return scores, idx
-
-
-def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Best k per row of a (Q, N) score matrix, by descending score then ascending index."""
-    scores = np.atleast_2d(scores)
-    part = np.argpartition(-scores, k - 1, axis=1)[:, :k] if k < scores.shape[1] else \
-        np.tile(np.arange(scores.shape[1]), (len(scores), 1))
-    part.sort(axis=1)  # ascending index first, so the stable sort below breaks ties by index
-    s = np.take_along_axis(scores, part, 1)
-    order = np.argsort(-s, axis=1, kind="stable")
-    return np.take_along_axis(s, order, 1), np.take_along_axis(part, order, 1)
 
 
 def recall_at_k(exact_scores: np.ndarray, found_scores: np.ndarray) -> float:
@@ -68,11 +85,13 @@ def recall_at_k(exact_scores: np.ndarray, found_scores: np.ndarray) -> float:
 class VectorIndex:
     """Cosine nearest neighbours over unit vectors; ``kind`` is "exact" or "ivf".
 
-    ``search(queries, k)`` -> (scores (Q, k), idx (Q, k)), sorted by descending cosine.
+    ``search(queries, k)`` -> (float64 scores (Q, k), idx (Q, k)), by descending cosine then ascending
+    cell id (``cells``, default the row numbers); ``top(query, k, excluded)`` answers one query.
     """
 
-    def __init__(self, vectors: np.ndarray, kind: str = "exact", faiss_index=None, note: str = ""):
+    def __init__(self, vectors: np.ndarray, kind: str = "exact", faiss_index=None, note: str = "", cells=None):
         self.vectors = vectors
+        self.cells = np.arange(len(vectors)) if cells is None else np.asarray(cells)
         self.kind = kind
         self.note = note
         self._faiss = faiss_index
@@ -90,29 +109,57 @@ class VectorIndex:
 
     @classmethod
     def build(cls, vectors, exact_below: int = EXACT_BELOW, seed: int = 0,
-              target_recall: float = TARGET_RECALL) -> "VectorIndex":
+              target_recall: float = TARGET_RECALL, cells=None) -> "VectorIndex":
         """Exact search below ``exact_below`` vectors (or without faiss), a tuned IVF index above."""
         t0 = time.perf_counter()
         vectors = unit_rows(vectors, "embedding vectors")
-        index = cls(vectors)
+        index = cls(vectors, cells=cells)
         if len(vectors) >= exact_below:
-            index = _build_ivf(vectors, seed, target_recall)
+            index = _build_ivf(vectors, seed, target_recall, cells)
         index.build_seconds = time.perf_counter() - t0
         return index
 
     def search(self, queries, k: int) -> tuple[np.ndarray, np.ndarray]:
-        queries = unit_rows(queries, "query vectors")
+        queries = self._check_queries(queries)
         k = check_k(k, len(self))
+        if self._faiss is None:
+            return exact_search(self.vectors, queries, k, self.cells)
+        scores, idx = np.empty((len(queries), k)), np.empty((len(queries), k), np.int64)
+        for i, q in enumerate(queries):
+            idx[i], scores[i] = self.top(q, k)
+        return scores, idx
+
+    def top(self, query, k: int, excluded=None) -> tuple[np.ndarray, np.ndarray]:
+        """(rows, float64 scores) of the best ``k`` cells for one query, leaving out ``excluded`` (bool mask).
+
+        The IVF lists give candidates; they are re-scored exactly. When the k-th best is within the
+        float32 error of the last candidate, cells beyond the candidates could tie with it: more are asked
+        for, up to a quarter of the set, and past that the scan is exact.
+        """
+        q = self._check_queries(query)[0]
+        if self._faiss is None:
+            return exact_top(self.vectors, self.cells, q, k, excluded)
+        n_excluded = 0 if excluded is None else int(np.count_nonzero(excluded))
+        margin = score_margin(self.vectors.shape[1])
+        want = k + n_excluded + max(k, 16)
+        while want <= max(len(self) // 4, k + n_excluded + 1):
+            fast, rows = self._faiss.search(q[None], min(want, len(self)))
+            fast, rows = fast[0], rows[0]
+            probed_all = bool((rows < 0).any())  # the probed lists held fewer vectors than asked for
+            rows_k, scores_k = best_rows(self.vectors, self.cells, q, k, rows[rows >= 0], excluded)
+            if len(rows_k) == k and (probed_all or fast[-1] < scores_k[-1] - margin):
+                return rows_k, scores_k
+            if probed_all:
+                break  # fewer than k usable cells in the probed lists
+            want *= 2
+        return exact_top(self.vectors, self.cells, q, k, excluded)
+
+    def _check_queries(self, queries) -> np.ndarray:
+        queries = unit_rows(queries, "query vectors")
         if queries.shape[1] != self.vectors.shape[1]:
             raise Loc2VecError(f"{queries.shape[1]}-D queries for {self.vectors.shape[1]}-D embeddings",
                                "query with vectors from the same model")
-        if self._faiss is None:
-            return exact_search(self.vectors, queries, k)
-        scores, idx = self._faiss.search(queries, k)
-        short = np.flatnonzero((idx < 0).any(axis=1))  # the probed lists held fewer than k vectors
-        if len(short):
-            scores[short], idx[short] = exact_search(self.vectors, queries[short], k)
-        return scores.astype(np.float32), idx.astype(np.int64)
+        return queries
 
 
 def check_k(k, n: int) -> int:
@@ -124,16 +171,17 @@ def check_k(k, n: int) -> int:
     return int(k)
 
 
-def _build_ivf(vectors: np.ndarray, seed: int, target_recall: float) -> VectorIndex:
+def _build_ivf(vectors: np.ndarray, seed: int, target_recall: float, cells=None) -> VectorIndex:
     try:
         ivf = train_ivf(vectors, seed)
     except ImportError:
-        return VectorIndex(vectors, note="faiss is not installed: exact search")
+        return VectorIndex(vectors, note="faiss is not installed: exact search", cells=cells)
     nprobe, recall = _tune_nprobe(ivf, vectors, np.random.default_rng(seed + 1), target_recall)
     if nprobe is None:
-        return VectorIndex(vectors, note=f"IVF needs a near-full scan for recall {target_recall}: exact search")
+        return VectorIndex(vectors, note=f"IVF needs a near-full scan for recall {target_recall}: exact search",
+                           cells=cells)
     ivf.nprobe = nprobe
-    index = VectorIndex(vectors, "ivf", ivf)
+    index = VectorIndex(vectors, "ivf", ivf, cells=cells)
     index.calibrated_recall = recall
     return index
 

@@ -37,12 +37,12 @@ def index_for(es, exact_below: int = EXACT_BELOW, seed: int = 0) -> tuple[Vector
     matches the file, else a new one, stored when the folder is writable.
     """
     if len(es) < exact_below or es.path is None:
-        return VectorIndex.build(es.vectors, exact_below=exact_below, seed=seed), "exact search"
+        return VectorIndex.build(es.vectors, exact_below=exact_below, seed=seed, cells=es.cell), "exact search"
     path, want = index_path(es.path), fingerprint(es)
-    stored = _load(path, es.vectors, want)
+    stored = _load(path, es.vectors, want, es.cell)
     if stored is not None:
         return stored, f"index reused from {path.name}"
-    index = VectorIndex.build(es.vectors, exact_below=exact_below, seed=seed)
+    index = VectorIndex.build(es.vectors, exact_below=exact_below, seed=seed, cells=es.cell)
     saved = _save(path, index, want)
     how = f"{index.kind} index built in {index.build_seconds:.1f} s"
     return index, how + (f", kept in {path.name} for later queries" if saved else " (folder not writable: not kept)")
@@ -68,7 +68,7 @@ def _save(path: Path, index: VectorIndex, fp: dict) -> bool:
     return True
 
 
-def _load(path: Path, vectors: np.ndarray, want: dict) -> VectorIndex | None:
+def _load(path: Path, vectors: np.ndarray, want: dict, cells=None) -> VectorIndex | None:
     """The stored index, or None when it is missing, unreadable or built from another state of the file."""
     try:
         data = path.read_bytes()
@@ -83,12 +83,12 @@ def _load(path: Path, vectors: np.ndarray, want: dict) -> VectorIndex | None:
 
         vectors = unit_rows(vectors, "embedding vectors")
         if header["kind"] != "ivf":
-            return VectorIndex(vectors, note=header.get("note", ""))
+            return VectorIndex(vectors, note=header.get("note", ""), cells=cells)
         import faiss
 
         ivf = faiss.deserialize_index(np.frombuffer(data[start + n:], np.uint8))
         ivf.nprobe = int(header["nprobe"])
-        index = VectorIndex(vectors, "ivf", ivf, header.get("note", ""))
+        index = VectorIndex(vectors, "ivf", ivf, header.get("note", ""), cells=cells)
         index.calibrated_recall = float(header.get("calibrated_recall", 0.0))
         return index
     except (OSError, ValueError, KeyError, RuntimeError, ImportError):

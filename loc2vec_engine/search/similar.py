@@ -14,7 +14,8 @@ import numpy as np
 
 from .. import ATTRIBUTION
 from ..errors import Loc2VecError
-from .index import EXACT_BELOW, VectorIndex, check_k, top_k, unit_rows
+from .cosine import cosine_scores
+from .index import EXACT_BELOW, VectorIndex, check_k, exact_top, unit_rows
 
 _EDGE_MARGIN = 0.05  # of the stride, beyond the cell's half-diagonal: points on the outer edge still count
 
@@ -98,10 +99,10 @@ def cells_within(es, lonlats, radius_m: float) -> np.ndarray:
 
 # ---- search ----------------------------------------------------------------------------------
 def similarity_all(es, query_vec) -> np.ndarray:
-    """(N,) cosine similarity of every cell to the query (the heat map)."""
+    """(N,) cosine similarity of every cell to the query (the heat map), scored as every search scores."""
     q = unit_rows(query_vec, "the query vector")[0]
     _check_dim(es, q)
-    return es.vectors @ q
+    return cosine_scores(es.vectors, q)
 
 
 def similar(es, query_vec, k: int, exclude=None, index: VectorIndex | None = None,
@@ -109,24 +110,32 @@ def similar(es, query_vec, k: int, exclude=None, index: VectorIndex | None = Non
     """The k cells most similar to ``query_vec``, leaving out ``exclude`` (bool mask or rows).
 
     Without ``index`` the search is exact: one matrix-vector product, faster than building an index
-    for a single query. Give a ``VectorIndex`` built on ``es.vectors`` to answer many queries.
+    for a single query. Give a ``VectorIndex`` built on ``es.vectors`` to answer many queries. Either
+    way the scores and the order (ties by cell id) come from ``cosine``: the same for every path.
     """
     q = unit_rows(query_vec, "the query vector")[0]
     _check_dim(es, q)
     excluded = _exclusion_mask(es, exclude)
     k = _check_k_after_exclusion(k, len(es), int(excluded.sum()))
     if index is None:
-        scores = es.vectors @ q
-        scores[excluded] = -np.inf
-        s, i = top_k(scores, k)
+        rows, scores = exact_top(es.vectors, es.cell, q, k, excluded)
     else:
         if len(index) != len(es):
             raise Loc2VecError(f"the index holds {len(index)} vectors, the embeddings {len(es)}",
                                "build the index on these embeddings: VectorIndex.build(es.vectors)")
-        s, i = index.search(q, k + int(excluded.sum()))
-        keep = ~excluded[i[0]]
-        s, i = s[:, keep][:, :k], i[:, keep][:, :k]
-    return make_result(es, i[0], s[0], query_lonlat)
+        rows, scores = index.top(q, k, excluded)
+    return make_result(es, rows, scores, query_lonlat)
+
+
+def ranked(es, query_vec, k: int, exclude=None, query_lonlat=None) -> tuple[SimilarResult, np.ndarray]:
+    """(top k, (N,) heat map of every cell): one exact scoring of all cells, as a click in the plugin needs."""
+    from .cosine import rank
+
+    heat = similarity_all(es, query_vec)
+    excluded = _exclusion_mask(es, exclude)
+    k = _check_k_after_exclusion(k, len(es), int(excluded.sum()))
+    best = rank(np.where(excluded, -np.inf, heat), es.cell, k)
+    return make_result(es, best, heat[best], query_lonlat), heat
 
 
 def similar_at(es, lonlats, k: int, target=None, exclude_radius_m: float = 0.0,
@@ -178,19 +187,17 @@ class PlaceSearch:
     @property
     def index(self) -> VectorIndex:
         if self._index is None:
-            self._index = VectorIndex.build(self.es.vectors, exact_below=self.exact_below, seed=self.seed)
+            self._index = VectorIndex.build(self.es.vectors, exact_below=self.exact_below, seed=self.seed,
+                                              cells=self.es.cell)
         return self._index
 
     def highlight(self, lonlats, k: int = 10, exclude_radius_m: float = 0.0):
         """(SimilarResult, (N,) similarity of every cell) for a click at ``lonlats``."""
         ll = _lonlats(lonlats)
         q = query_vector(self.es, query_cells(self.es, ll))
-        heat = similarity_all(self.es, q)
         radius = _check_radius(exclude_radius_m)
-        excluded = cells_within(self.es, ll, radius) if radius > 0 else np.zeros(len(self.es), bool)
-        k = _check_k_after_exclusion(k, len(self.es), int(excluded.sum()))
-        s, i = top_k(np.where(excluded, -np.inf, heat), k)
-        return make_result(self.es, i[0], s[0], ll), heat
+        excluded = cells_within(self.es, ll, radius) if radius > 0 else None
+        return ranked(self.es, q, k, exclude=excluded, query_lonlat=ll)
 
     def top(self, lonlats, k: int = 10, exclude_radius_m: float = 0.0) -> SimilarResult:
         return similar_at(self.es, lonlats, k, exclude_radius_m=exclude_radius_m, index=self.index)
@@ -205,7 +212,7 @@ def make_result(es, indices, scores, query_lonlat=None) -> SimilarResult:
     lon, lat = transformer_to_wgs84(es.crs_wkt).transform(es.xy[indices, 0], es.xy[indices, 1])
     lonlat = np.stack([np.asarray(lon, float), np.asarray(lat, float)], axis=1).reshape(-1, 2)
     ql = np.empty((0, 2)) if query_lonlat is None else _lonlats(query_lonlat)
-    return SimilarResult(indices=indices, cells=es.cell[indices], scores=np.asarray(scores, np.float32),
+    return SimilarResult(indices=indices, cells=es.cell[indices], scores=np.asarray(scores, np.float64),
                          lonlat=lonlat, distance_m=_ground_distance(lonlat, ql), query_lonlat=ql)
 
 

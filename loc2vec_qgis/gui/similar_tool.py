@@ -303,19 +303,15 @@ class SimilarPlacesTool(QgsMapTool):
 
     # ---- query -> layers -----------------------------------------------------------------------
     def _run(self, search: LayerSearch, refs: list[Reference]) -> None:
-        from loc2vec_engine.search.index import top_k, unit_rows
-        from loc2vec_engine.search.similar import make_result, similarity_all
+        from loc2vec_engine.search.index import unit_rows
+        from loc2vec_engine.search.similar import query_vector, ranked
 
         es, lonlats = search.es, np.asarray([r.lonlat for r in refs], float)
         k = max(1, min(int(self.k), len(es)))
         if any(r.on_the_fly for r in refs):
             q = unit_rows(np.mean([np.asarray(r.vector, np.float64) for r in refs], axis=0), "the query vector")[0]
-            heat = similarity_all(es, q)
-            scores, rows = top_k(heat, k)
-            result = make_result(es, rows[0], scores[0], lonlats)
+            result, heat = ranked(es, q, k, query_lonlat=lonlats)
         else:  # the engine's own path for clicks on cells: the mean of the cells' embeddings
-            from loc2vec_engine.search.similar import query_vector
-
             q = query_vector(es, [r.row for r in refs])
             result, heat = search.search.highlight(lonlats, k)
         self.references, self.query_vector, self.result, self.heat = refs, q, result, heat

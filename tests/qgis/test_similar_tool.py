@@ -27,8 +27,7 @@ from qgis.PyQt.QtGui import QKeyEvent
 from loc2vec_engine.embeddings import read_embeddings, update_columns
 from loc2vec_engine.embeddings.embed import embed_area, embed_points
 from loc2vec_engine.geo.crs import transformer_to_wgs84
-from loc2vec_engine.search.index import top_k
-from loc2vec_engine.search.similar import PlaceSearch, query_vector, similar_at
+from loc2vec_engine.search.similar import PlaceSearch, query_vector, similar, similar_at
 from loc2vec_qgis.gui.similar_panel import SimilarPanel
 from loc2vec_qgis.gui.similar_tool import HEAT_NAME, MASK_NAME, RESULT_NAME, SimilarPlacesTool, percentiles
 
@@ -214,8 +213,8 @@ def test_between_cells_the_point_is_embedded_on_the_fly(tool, canvas, es, qgis_i
     assert ref.on_the_fly and ref.distance_m > es.meta["stride_m"] / 4
     vector = embed_points(es.meta["model_path"], es.meta["area_path"], [clicked], device="cpu")[1][0]
     assert np.allclose(tool.query_vector, vector, atol=1e-5)
-    _, rows = top_k(es.vectors @ vector, 10)
-    assert tool.highlighted_cells() == es.cell[rows[0]].tolist()
+    # The engine's search for the tool's query vector (the same scoring path: the same cells, in order).
+    assert tool.highlighted_cells() == similar(es, tool.query_vector, 10).cells.tolist()
     assert "embedded on the fly" in messages(qgis_iface, Qgis.Info)[-1]
 
 
