@@ -28,6 +28,11 @@ class TrainConfig:
     grad_clip: float = 1.0
     margin: float = 0.2
     mining: str = "semi_hard"
+    loss: str = "triplet"  # or "infonce": the own positive among every view of the batch (training/contrastive)
+    temperature: float = 0.1  # InfoNCE
+    false_negative_m: float = 300.0  # InfoNCE: candidates nearer than this to the anchor are not negatives
+    uniformity_weight: float = 0.0  # weight of the uniformity term (spreads the embedding out)
+    composition_weight: float = 0.0  # weight of the multi-scale composition head's squared error
     pos_range_m: tuple[float, float] = (100.0, 200.0)
     neg_min_m: float = 2000.0
     neg_mode: str = "far"
@@ -59,6 +64,13 @@ class TrainConfig:
             raise Loc2VecError(f"tile size {self.tile_size_px} px is too small", "use at least 32 (default 128)")
         if self.steps < 1 or self.val_every < 1:
             raise Loc2VecError("steps and val-every must be positive", "e.g. --steps 2000 --val-every 100")
+        if self.loss not in ("triplet", "infonce"):
+            raise Loc2VecError(f"unknown loss {self.loss!r}", "use triplet or infonce")
+        if not self.temperature > 0 or self.false_negative_m < 0:
+            raise Loc2VecError("temperature must be > 0 and the false-negative radius >= 0",
+                               "e.g. --temperature 0.1 --false-negative-m 300")
+        if self.uniformity_weight < 0 or self.composition_weight < 0:
+            raise Loc2VecError("loss weights must be >= 0", "e.g. --uniformity-weight 0.1 --composition-weight 1")
         if self.mining not in ("none", "batch_hard", "semi_hard"):
             raise Loc2VecError(f"unknown mining {self.mining!r}", "use none, batch_hard or semi_hard")
         return self

@@ -58,7 +58,9 @@ def train(cfg: TrainConfig, resume: bool = False, progress=None, prefetch: bool 
     model, meta = _build_model(cfg, areas, device)
     train_sampler, val_triplets = _samplers(cfg, areas, device, dist.rank)
     augment = _augment(cfg, device, dist.rank)
-    opt = torch.optim.Adam((p for p in model.parameters()), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    aux = _aux_head(cfg, model, areas, device)
+    params = list(model.parameters()) + (list(aux.parameters()) if aux is not None else [])
+    opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(opt, T_0=max(cfg.restart_steps, 1))
     use_amp = cfg.amp and device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
@@ -67,6 +69,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress=None, prefetch: bool 
     if resume:
         ck = load_checkpoint(run / "last.pt")
         model.load_state_dict(ck["model"])
+        if aux is not None:
+            aux.load_state_dict(ck["aux"])
         opt.load_state_dict(ck["optimizer"])
         sched.load_state_dict(ck["scheduler"])
         scaler.load_state_dict(ck["scaler"])
@@ -97,11 +101,11 @@ def train(cfg: TrainConfig, resume: bool = False, progress=None, prefetch: bool 
             with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=use_amp):
                 emb = ddp_model(x)
             ea, ep, en = emb.float().split(cfg.batch_size)
-            loss, stats = _loss(cfg, ea, ep, en, trip)
+            loss, stats = _loss(cfg, ea, ep, en, trip, aux)
             opt.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.unscale_(opt)
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
             scaler.step(opt)
             scaler.update()
             sched.step()
@@ -128,7 +132,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress=None, prefetch: bool 
                 improved = acc > best
                 best, stale = (acc, 0) if improved else (best, stale + 1)
                 if dist.rank == 0:
-                    payload = _payload(model, meta, opt, sched, scaler, step, best, feed, augment, cfg)
+                    payload = _payload(model, meta, opt, sched, scaler, step, best, feed, augment, cfg, aux)
                     save_checkpoint(run / "last.pt", payload)
                     if improved:
                         save_checkpoint(run / "best.pt", payload)
@@ -148,7 +152,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress=None, prefetch: bool 
     except Cancelled:
         stopped = "cancelled"
         if dist.rank == 0:
-            save_checkpoint(run / "last.pt", _payload(model, meta, opt, sched, scaler, step, best, feed, augment, cfg))
+            save_checkpoint(run / "last.pt",
+                            _payload(model, meta, opt, sched, scaler, step, best, feed, augment, cfg, aux))
     except torch.cuda.OutOfMemoryError:
         raise Loc2VecError(f"the GPU ran out of memory at batch size {cfg.batch_size} with {cfg.tile_size_px}-px tiles",
                            f"use a smaller --batch-size (e.g. {max(cfg.batch_size // 2, 2)}) or --tile-size") from None
@@ -279,11 +284,40 @@ def _augment(cfg: TrainConfig, device, rank: int):
                    intensity_jitter=cfg.intensity_jitter, seed=cfg.seed + 7 + 1000 * rank, device=device)
 
 
-def _loss(cfg: TrainConfig, ea, ep, en, trip):
+def _loss(cfg: TrainConfig, ea, ep, en, trip, aux=None):
+    """The training objective: triplet or InfoNCE, plus the optional uniformity and composition terms."""
+    from .contrastive import info_nce_loss, multiscale_composition, uniformity
     from .losses import triplet_loss
 
-    return triplet_loss(ea, ep, en, margin=cfg.margin, mining=cfg.mining, centres=trip.centres_m,
-                        area_index=trip.area_index, neg_min_m=cfg.neg_min_m)
+    if cfg.loss == "infonce":
+        loss, stats = info_nce_loss(ea, ep, en, trip.centres_m, trip.area_index, temperature=cfg.temperature,
+                                    mask_m=cfg.false_negative_m)
+    else:
+        loss, stats = triplet_loss(ea, ep, en, margin=cfg.margin, mining=cfg.mining, centres=trip.centres_m,
+                                   area_index=trip.area_index, neg_min_m=cfg.neg_min_m)
+    if cfg.uniformity_weight > 0:
+        loss = loss + cfg.uniformity_weight * uniformity(ea)
+    if aux is not None:
+        import torch.nn.functional as F
+
+        target = multiscale_composition(trip.anchor)  # of the tile before augmentation
+        err = F.mse_loss(aux(F.normalize(ea, dim=1)), target) / target.var().clamp_min(1e-6)  # 1 = predicts the mean
+        loss = loss + cfg.composition_weight * err
+        stats["composition_err"] = float(err.detach())
+    return loss, stats
+
+
+def _aux_head(cfg: TrainConfig, model, areas, device):
+    """The composition head when ``composition_weight`` > 0, else None."""
+    if cfg.composition_weight <= 0:
+        return None
+    import torch
+
+    from .contrastive import composition_head
+
+    with torch.random.fork_rng(devices=[]):  # the encoder's initialisation stays that of a run without the head
+        torch.manual_seed(cfg.seed + 11)
+        return composition_head(cfg.embedding_dim, areas[0].count).to(device)
 
 
 def _apply_unfreeze(cfg: TrainConfig, model, step: int) -> None:
@@ -332,7 +366,7 @@ def _baseline_accuracy(val, train_sampler) -> float:
 
 # ---- state ----------------------------------------------------------------------------------------
 
-def _payload(model, meta, opt, sched, scaler, step, best, feed, augment, cfg) -> dict:
+def _payload(model, meta, opt, sched, scaler, step, best, feed, augment, cfg, aux=None) -> dict:
     """Everything ``resume`` needs. The sampler state comes from ``feed``: with prefetching, the state before
     the batch drawn ahead but not yet trained on, so the resumed run draws that batch again."""
     import torch
@@ -340,8 +374,12 @@ def _payload(model, meta, opt, sched, scaler, step, best, feed, augment, cfg) ->
     rng = {"torch": torch.get_rng_state(), "sampler": feed.state_dict(), "augment": augment.state_dict()}
     if torch.cuda.is_available():
         rng["cuda"] = torch.cuda.get_rng_state_all()
-    return {"model": model.state_dict(), "meta": meta, "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-            "scaler": scaler.state_dict(), "step": step, "best": best, "rng": rng, "config": asdict(cfg)}
+    payload = {"model": model.state_dict(), "meta": meta, "optimizer": opt.state_dict(),
+               "scheduler": sched.state_dict(), "scaler": scaler.state_dict(), "step": step, "best": best, "rng": rng,
+               "config": asdict(cfg)}
+    if aux is not None:  # the composition head: trained with the encoder, needed to resume, never exported
+        payload["aux"] = aux.state_dict()
+    return payload
 
 
 def _restore_rng(rng: dict, sampler, augment, rank: int) -> None:

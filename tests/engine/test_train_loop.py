@@ -230,3 +230,25 @@ def test_time_budget(andorra_area, tmp_path):
     assert result.stopped == "time" and 0 < result.step < 10_000
     assert load_checkpoint(tmp_path / "budget" / "last.pt")["step"] == result.step
     assert not [t for t in threading.enumerate() if t.name == THREAD_NAME], "the prefetch thread outlived the run"
+
+
+def test_infonce_with_uniformity_and_composition_head_learns_and_resumes(andorra_area, tmp_path):
+    """The contrastive recipe: its loss falls, the composition head's error falls below predicting the mean,
+    validation beats the untrained model, and a resumed run restores the head (kept in last.pt)."""
+    run = tmp_path / "nce"
+    common = dict(areas=[str(andorra_area)], out=str(run), loss="infonce", temperature=0.1, uniformity_weight=0.1,
+                  composition_weight=1.0, **TINY)
+    first = train(TrainConfig(steps=60, **common), progress=_quiet)
+    rows = _rows(run)
+    losses = [float(r["train_loss"]) for r in rows if r["train_loss"]]
+    assert sum(losses[-3:]) / 3 < 0.9 * sum(losses[:3]) / 3, losses
+    assert first.best_val_acc > float(rows[0]["val_acc"]) + 0.03
+    ck = load_checkpoint(run / "last.pt")
+    assert set(ck["aux"]) == {"weight", "bias"} and ck["config"]["loss"] == "infonce"
+    train(TrainConfig(steps=80, **common), resume=True, progress=_quiet)
+    assert int(_rows(run)[-1]["step"]) == 80
+
+
+def test_unknown_loss_is_refused(andorra_area, tmp_path):
+    with pytest.raises(Loc2VecError, match="unknown loss"):
+        train(TrainConfig(areas=[str(andorra_area)], out=str(tmp_path / "x"), loss="cosine", **TINY))
