@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from pathlib import Path
 
@@ -65,11 +66,15 @@ def cmd_fetch(args) -> None:
 def cmd_spec(args) -> None:
     from .channels.registry import _SPECS, get_spec
 
+    try:
+        spec = get_spec(args.name)  # first: a missing or broken spec file is an error, not a traceback
+    except UnicodeDecodeError:
+        raise Loc2VecError(f"channel spec {args.name} is not a text (TOML) file",
+                           "give a TOML file (loc2vec spec default --dump > my.toml makes one to edit) "
+                           "or a spec name") from None
     if args.dump:
-        sys.stdout.write(Path(_SPECS[args.name]).read_text(encoding="utf-8") if args.name in _SPECS
-                         else Path(args.name).read_text(encoding="utf-8"))
+        sys.stdout.write(Path(_SPECS.get(args.name, args.name)).read_text(encoding="utf-8"))
         return
-    spec = get_spec(args.name)
     print(f"spec {spec.name}: {len(spec)} channels, {spec.pixel_size_m:g} m/px, tiles {spec.tile_size_px} px")
     for i, ch in enumerate(spec.channels, 1):
         print(f"  {i:2d} {ch.name:24s} {len(ch.rules)} rule(s)  {ch.description}")
@@ -84,9 +89,19 @@ def cmd_presets(args) -> None:
 
 
 def cmd_train(args) -> None:
+    from .atomic import check_output_folder
+    from .channels import get_spec
+    from .raster.area import AreaRaster
     from .training.config import TrainConfig
     from .training.loop import train
 
+    # Before train() creates the run folder: a bad --out or area fails at once and leaves no empty run behind.
+    # (--resume takes the areas from the saved config, and its run folder exists already.)
+    check_output_folder(args.out, parents=True)
+    if not args.resume:
+        spec = get_spec(args.spec)
+        for path in args.areas:
+            AreaRaster.open(path, spec=spec)  # header only: cheap
     cfg = TrainConfig(
         areas=args.areas, out=args.out, encoder=args.encoder, embedding_dim=args.embedding_dim,
         pretrained=args.pretrained, unfreeze=args.unfreeze, tile_size_px=args.tile_size, batch_size=args.batch_size,
@@ -101,15 +116,19 @@ def cmd_train(args) -> None:
 
 
 def cmd_export(args) -> None:
+    from .atomic import check_writable
     from .training.export import export_run
 
+    check_writable(args.out)  # before loading torch and the checkpoint
     out = export_run(args.run, args.out, which=args.checkpoint)
     print(f"wrote {out}")
 
 
 def cmd_demo(args) -> None:
+    from .atomic import check_output_folder
     from .demo import run_demo
 
+    check_output_folder(args.out, parents=True)  # the demo makes it (mkdir -p) and fills it
     run_demo(args.out, train_minutes=args.train_minutes)
 
 
@@ -238,15 +257,39 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(_glue_coordinates(argv))
     try:
         args.func(args)
+        sys.stdout.flush()  # here, so that a reader gone away (| head) is caught below, not at exit
+    except BrokenPipeError:
+        return _quiet_after_broken_pipe()
     except Loc2VecError as e:
-        print(f"error: {e.problem}", file=sys.stderr)
-        if e.fix:
-            print(f"  fix: {e.fix}", file=sys.stderr)
-        return 2
+        return _error(e.problem, e.fix)
+    except OSError as e:
+        # A file-system failure no check foresaw (a disk that fills up, a file removed meanwhile): the
+        # message without the traceback. Write errors inside atomic_output already arrive as Loc2VecError.
+        where = f" ({os.fsdecode(e.filename)})" if e.filename else ""
+        return _error(f"{e.strerror or e}{where}",
+                      "check the path, that you can read/write there and the free disk space; then run it again")
     except (KeyboardInterrupt, Cancelled):
         print("cancelled: nothing was written", file=sys.stderr)
         return 130
     return 0
+
+
+def _error(problem: str, fix: str) -> int:
+    print(f"error: {problem}", file=sys.stderr)
+    if fix:
+        print(f"  fix: {fix}", file=sys.stderr)
+    return 2
+
+
+def _quiet_after_broken_pipe() -> int:
+    """``loc2vec info A.tif | head -1``: the reader closed the pipe, so stop quietly, as the Python docs
+    recommend: point stdout at devnull so the flush at exit cannot fail again, and exit 1."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # a stdout without a file descriptor (tests): nothing to point
+        pass
+    return 1
 
 
 if __name__ == "__main__":

@@ -190,4 +190,7 @@ def load_spec_file(path: str | Path) -> ChannelSpec:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as e:
         raise Loc2VecError(f"channel spec {path} is not valid TOML: {e}", "fix the line named above") from None
+    except UnicodeDecodeError:
+        raise Loc2VecError(f"channel spec {path} is not a text file (not UTF-8)",
+                           "give a TOML channel spec, e.g. one written by loc2vec spec --dump") from None
     return parse_spec(data, str(path))

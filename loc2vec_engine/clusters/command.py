@@ -6,8 +6,11 @@ from .. import ATTRIBUTION
 
 
 def cmd_cluster(args) -> None:
+    from ..atomic import check_output_folder
     from .cluster import cluster_file
 
+    if args.out_dir is not None:
+        check_output_folder(args.out_dir, create=False)  # the PNGs go there; it may be a file, or read-only
     if args.method == "hdbscan" and args.k is not None:
         print("note: --k is ignored by hdbscan, which finds the number of clusters itself "
               "(tune it with --min-cluster-size)")

@@ -105,6 +105,8 @@ def _download(url: str, dest: Path, progress, timeout: float, place=None) -> Non
                            "or: " + hint) from None
     except network_errors as e:
         reason = getattr(e, "reason", None) or e or type(e).__name__
+        if urllib.parse.urlsplit(url).scheme == "file":  # a local file, not the network, is missing
+            raise Loc2VecError(f"cannot read {url} ({reason})", "give the path of an existing file") from None
         raise Loc2VecError(f"no network: could not reach {host} for {url} ({reason})", hint) from None
     except ValueError as e:  # urllib's "unknown url type"
         raise Loc2VecError(f"bad download URL {url!r}: {e}",

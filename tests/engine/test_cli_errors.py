@@ -1,7 +1,11 @@
 """Bad input: one clear error naming the problem and the fix, exit code 2, no partial output."""
 
+import errno
+import os
+import shlex
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -98,11 +102,18 @@ def test_bad_spec(capsys, tmp_path, out_dir, porto_pbf, body, expected):
     _assert_clean_failure(rc, err, out_dir, expected)
 
 
+def test_binary_spec(capsys, tmp_path, out_dir, porto_pbf):
+    spec = tmp_path / "spec.toml"
+    spec.write_bytes(bytes(range(256)))
+    rc, err = _run(capsys, "rasterize", porto_pbf, "--out", out_dir / "a.tif", f"--bbox={BBOX}", "--spec", spec)
+    _assert_clean_failure(rc, err, out_dir, "is not a text file")
+
+
 def test_unwritable_output(capsys, tmp_path, porto_pbf):
     blocker = tmp_path / "a_file"
     blocker.write_text("not a folder")
     rc, err = _run(capsys, "rasterize", porto_pbf, "--out", blocker / "a.tif", f"--bbox={BBOX}")
-    assert rc == 2 and "output folder" in err and "does not exist" in err and "fix:" in err
+    assert rc == 2 and f"output folder {blocker} is a file, not a folder" in err and "fix:" in err
 
 
 def test_raster_whose_bands_are_not_the_spec(capsys, tmp_path, out_dir, porto_area):
@@ -138,3 +149,123 @@ def test_console_script_exit_code(tmp_path, porto_pbf):
     assert proc.returncode == 2
     assert "error: CRS EPSG:4326 is geographic" in proc.stderr
     assert not (tmp_path / "a.tif").exists()
+
+
+# ---- outputs that cannot be written (issue 9) ---------------------------------------------------------
+# /proc is a folder that exists and refuses new files to everyone, root included: as root os.access(W_OK)
+# says yes to it and to chmod-555 folders, which is how `embed ... --out /proc/nope.gpkg` embedded every
+# cell and then died in mkstemp. The matrix in test_cli_matrix.py runs every command against it.
+
+def test_check_writable_really_probes(tmp_path):
+    from loc2vec_engine.atomic import check_writable
+    from loc2vec_engine.errors import Loc2VecError
+
+    assert os.access("/proc", os.W_OK) == (os.geteuid() == 0)  # the lie the probe is for (as root)
+    with pytest.raises(Loc2VecError, match="output folder /proc is not writable"):
+        check_writable("/proc/nope.gpkg")
+    assert check_writable(tmp_path / "ok.gpkg") == tmp_path / "ok.gpkg"
+    assert list(tmp_path.iterdir()) == []  # the probe file is gone
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into chmod-555 folders")
+def test_check_writable_read_only_folder(tmp_path):
+    from loc2vec_engine.atomic import check_writable
+    from loc2vec_engine.errors import Loc2VecError
+
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    try:
+        with pytest.raises(Loc2VecError, match="is not writable"):
+            check_writable(ro / "a.tif")
+    finally:
+        ro.chmod(0o755)
+
+
+def test_write_time_failure_is_an_error_not_a_traceback(capsys, monkeypatch, porto_area):
+    """When the folder refuses the file only at write time (the early check passed, as os.access did):
+    one error naming the output, exit 2."""
+    monkeypatch.setattr("loc2vec_engine.atomic.check_folder_writable", lambda folder: Path(folder))
+    rc, err = _run(capsys, "embed", "default", porto_area, "--at", "-8.61,41.145", "--out", "/proc/nope.gpkg",
+                   "--device", "cpu")
+    assert rc == 2 and "Traceback" not in err and "mkstemp" not in err, err
+    assert err.startswith("error: could not write /proc/nope.gpkg") and "\n  fix: " in err, err
+
+
+def test_disk_full_inside_atomic_output(tmp_path):
+    from loc2vec_engine.atomic import atomic_output
+    from loc2vec_engine.errors import Loc2VecError
+
+    out = tmp_path / "a.tif"
+    out.write_bytes(b"previous result")
+    with pytest.raises(Loc2VecError, match=r"could not write .*a.tif \(No space left on device\)") as e:
+        with atomic_output(out) as tmp:
+            tmp.write_bytes(b"half")
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(tmp))
+    assert "disk has room" in e.value.fix
+    assert out.read_bytes() == b"previous result" and [p.name for p in tmp_path.iterdir()] == ["a.tif"]
+
+
+def test_oserror_about_another_file_keeps_its_name(tmp_path):
+    """An input that fails to read inside the block is not reported as a failed write of the output."""
+    from loc2vec_engine.atomic import atomic_output
+
+    other = tmp_path / "elsewhere" / "input.osm.pbf"
+    with pytest.raises(FileNotFoundError):
+        with atomic_output(tmp_path / "a.tif"):
+            raise FileNotFoundError(errno.ENOENT, "No such file or directory", str(other))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_unforeseen_oserror(capsys, monkeypatch):
+    """Any other file-system failure: its message and the file, exit 2, no traceback."""
+    def fails(args):
+        raise PermissionError(errno.EACCES, "Permission denied", "/some/where/area.tif")
+
+    monkeypatch.setattr("loc2vec_engine.cli.cmd_info", fails)
+    rc, err = _run(capsys, "info", "area.tif")
+    assert rc == 2 and "Traceback" not in err
+    assert err.startswith("error: Permission denied (/some/where/area.tif)\n  fix: "), err
+
+
+# ---- a reader that goes away (| head) ----------------------------------------------------------------
+
+def _cli(*argv):
+    return [sys.executable, "-m", "loc2vec_engine.cli", *(str(a) for a in argv)]
+
+
+def test_broken_pipe_exits_quietly(porto_area):
+    """stdout is a pipe whose reader is already gone: every write fails (EPIPE), deterministically."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        proc = subprocess.run(_cli("info", porto_area), stdout=write_end, stderr=subprocess.PIPE, text=True,
+                              timeout=120)
+    finally:
+        os.close(write_end)
+    assert "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr, proc.stderr
+    assert "Exception ignored" not in proc.stderr, proc.stderr
+    assert proc.returncode == 1
+
+
+def test_piped_into_head(porto_area):
+    """The way it is met: `loc2vec info AREA.tif | head -1`."""
+    proc = subprocess.run(["bash", "-c", f"{shlex.join(_cli('info', porto_area))} | head -1"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0
+    assert proc.stdout.startswith(f"{porto_area}: ") and proc.stdout.count("\n") == 1, proc.stdout
+    assert "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr, proc.stderr
+
+
+def test_broken_pipe_in_process(capsys, monkeypatch, porto_area):
+    class GoneReader:
+        def write(self, text):
+            raise BrokenPipeError(errno.EPIPE, "Broken pipe")
+
+        def flush(self):
+            raise BrokenPipeError(errno.EPIPE, "Broken pipe")
+
+    monkeypatch.setattr(sys, "stdout", GoneReader())
+    rc = main(["info", str(porto_area)])
+    monkeypatch.undo()
+    assert rc == 1 and capsys.readouterr().err == ""
