@@ -108,7 +108,9 @@ def cmd_train(args) -> None:
         steps=args.steps, max_minutes=args.max_minutes, lr=args.lr, mining=args.mining, val_every=args.val_every,
         val_triplets=args.val_triplets, patience=args.patience, pos_range_m=tuple(args.positive_m),
         neg_min_m=args.negative_min_m, neg_mode=args.negative_mode, built_up_weight=args.built_up_weight,
-        balance_areas=args.balance_areas, seed=args.seed, device=args.device, extra={"spec": args.spec})
+        balance_areas=args.balance_areas, seed=args.seed, device=args.device, extra={"spec": args.spec},
+        loss=args.loss, temperature=args.temperature, false_negative_m=args.false_negative_m,
+        uniformity_weight=args.uniformity_weight, composition_weight=args.composition_weight)
     result = train(cfg, resume=args.resume)
     print(f"{result.stopped}: step {result.step}, best validation triplet accuracy {result.best_val_acc:.4f} "
           f"(channel-fractions baseline on the same triplets: {result.baseline_val_acc:.4f})")
@@ -193,6 +195,14 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--max-minutes", type=float, help="stop after this many minutes of training")
     t.add_argument("--lr", type=float, default=1e-4)
     t.add_argument("--mining", default="semi_hard", choices=["none", "batch_hard", "semi_hard"])
+    t.add_argument("--loss", default="triplet", choices=["triplet", "infonce"],
+                   help="triplet (margin, mining) or infonce (own positive among every view of the batch)")
+    t.add_argument("--temperature", type=float, default=0.1, help="InfoNCE temperature (default 0.1)")
+    t.add_argument("--false-negative-m", type=float, default=300.0,
+                   help="InfoNCE: candidates nearer than this to the anchor are not negatives (default 300)")
+    t.add_argument("--uniformity-weight", type=float, default=0.0, help="weight of the uniformity term (default 0)")
+    t.add_argument("--composition-weight", type=float, default=0.0,
+                   help="weight of the 150/300/500 m composition head (default 0: no head)")
     t.add_argument("--val-every", type=int, default=100, help="validate every K steps (default 100)")
     t.add_argument("--val-triplets", type=int, default=256)
     t.add_argument("--patience", type=int, default=10, help="validations without improvement before stopping")

@@ -269,3 +269,14 @@ def test_broken_pipe_in_process(capsys, monkeypatch, porto_area):
     rc = main(["info", str(porto_area)])
     monkeypatch.undo()
     assert rc == 1 and capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize("flags, expected", [
+    (["--loss", "infonce", "--temperature", "0"], "temperature must be > 0"),
+    (["--composition-weight", "-1"], "loss weights must be >= 0"),
+])
+def test_bad_training_objective(capsys, tmp_path, porto_area, flags, expected):
+    run = tmp_path / "run"
+    rc, err = _run(capsys, "train", porto_area, "--out", run, *flags)
+    assert rc == 2 and err.startswith("error: ") and "\n  fix: " in err and expected in err, err
+    assert not run.exists()  # refused before the run folder is made
