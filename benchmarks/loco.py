@@ -33,6 +33,11 @@ RECIPES = {
     # the shipped default's recipe (docs/default_model.md): triplets, semi-hard mining, 64-px tiles
     "triplet": dict(encoder="loc2vec", tile_size_px=64, batch_size=32, lr=5e-4, mining="semi_hard",
                     built_up_weight=0.5, balance_areas=True),
+    # InfoNCE over two views that share the tile centre (<= 100 m apart), in-batch negatives with places
+    # < 300 m masked out, a uniformity term, and a head regressing the 150/300/500 m composition
+    "infonce_comp": dict(encoder="loc2vec", tile_size_px=64, batch_size=48, lr=5e-4, loss="infonce",
+                         temperature=0.1, false_negative_m=300.0, pos_range_m=(0.0, 100.0), uniformity_weight=0.05,
+                         composition_weight=1.0, built_up_weight=0.5, balance_areas=True),
 }
 DEFAULT_HELD_OUT = "liechtenstein,helsinki,porto,novosibirsk"
 # Headline metrics of the table, in the order the issue states its targets.
