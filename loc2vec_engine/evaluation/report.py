@@ -13,7 +13,8 @@ from pathlib import Path
 from .. import ATTRIBUTION
 from ..errors import Loc2VecError
 
-SETS = {"model": "model", "fractions": "fractions baseline", "random_init": "random-init model",
+SETS = {"model": "model", "fractions": "fractions baseline", "multiscale": "multi-scale fractions baseline",
+        "random_conv": "random-convolution baseline", "random_init": "random-init model",
         "coordinates": "coordinates baseline"}
 PLOTS = ("probe.png", "triplets.png", "ablation.png")
 
@@ -103,17 +104,26 @@ def render_markdown(r: dict) -> str:
              *(["", f"Note: the model's training areas ({', '.join(m['training_areas'])}) include a raster named "
                  f"{a['file']}: if it is the same ground, these scores are not held-out scores."]
                if a.get("named_like_a_training_area") else []),
-             "", "## Headline", "", r["headline"], "",
+             "", "## Headline", "", r["headline"], "", r["scoreboard"]["text"], "",
+             *_health_lines(r),
              "## Every metric", "",
-             "Mean ± spread: ± se = standard error over triplets / queries; ± = std over folds (probe) or over "
-             f"{r['structure']['repeats']} random halves of the cells (structure). Higher is better everywhere.", "",
-             "| metric | " + " | ".join(SETS.values()) + " | chance |",
-             "|---|" + "---|" * (len(SETS) + 1)]
+             "Mean ± spread: ± se = standard error over triplets / queries; ± = std over folds (probes) or over "
+             f"{r['structure']['repeats']} random halves of the cells (structure). Higher is better everywhere. "
+             "best no-learning: the highest of the fractions, multi-scale fractions and random-convolution "
+             "baselines on that metric.", "",
+             "| metric | " + " | ".join(SETS.values()) + " | best no-learning | chance |",
+             "|---|" + "---|" * (len(SETS) + 2)]
     for key, row in r["metrics"].items():
+        best = row.get("best_baseline")
         lines.append(f"| {row['label']} | " + " | ".join(_cell(row.get(s)) for s in SETS)
+                     + f" | {SETS[best] if best else '—'}"
                      + f" | {row.get('chance') if row.get('chance') is not None else '—'} |")
     for key, reason in r["not_measured"].items():
-        lines.append(f"| {key} | not measured: {reason} |" + " |" * (len(SETS)))
+        lines.append(f"| {key} | not measured: {reason} |" + " |" * (len(SETS) + 1))
+    lines += ["", "## Against the best no-learning baseline", "",
+              "Per metric, the model against whichever no-learning baseline scores highest there (picked after "
+              "the fact, so the demanding comparison).", ""]
+    lines += [f"- {v['text']}" for v in r.get("verdicts_vs_best", [])] or ["- no metric could be compared."]
     lines += ["", "## Verdicts", "",
               "A difference counts when it exceeds one spread of the paired differences (same triplets, queries, "
               "halves or folds for model and baseline); otherwise the two tie.", ""]
@@ -145,6 +155,7 @@ def render_markdown(r: dict) -> str:
     if p.get("majority"):
         lines.append(f"Majority-class reference: accuracy {_cell(p['majority']['probe_accuracy'])}, "
                      f"macro-F1 {_cell(p['majority']['probe_macro_f1'])}.")
+    lines += _elsewhere_lines(r) + _form_lines(r)
     lines += ["", "## Channel-group ablation", "",
               "Each group zeroed in every tile at inference; drop = full model − ablated model (positive: the "
               "metric needs that group).", ""]
@@ -159,6 +170,66 @@ def render_markdown(r: dict) -> str:
     lines += ["", "## Plots", ""] + [f"![{p}]({p})" for p in r["plots"]]
     lines += ["", "## Reproduce", "", "```", r["command"], "```", "", "## Data", "", ATTRIBUTION, ""]
     return "\n".join(lines)
+
+
+def _health_lines(r: dict) -> list[str]:
+    """Mean pairwise cosine and effective rank of each feature set's cell embeddings: collapse at a glance."""
+    h = r.get("health") or {}
+    if "model" not in h:
+        return []
+    m = h["model"]
+    lines = ["## Embedding health", "",
+             f"The model's {m['n']} cell embeddings: mean pairwise cosine {_fmt(m['mean_cos'])} (1 = every place "
+             f"the same direction, collapsed), effective rank {_fmt(m['eff_rank'], 1)} of {m['dim']} dimensions "
+             "(exp of the entropy of the normalised singular values; 1 = a single direction), "
+             f"{_fmt(m['eff_rank_centred'], 1)} after subtracting the mean embedding (the directions in which "
+             "places differ).", "",
+             "| features | mean pairwise cosine | effective rank | effective rank, centred | dimensions |",
+             "|---|---|---|---|---|"]
+    for s, v in h.items():
+        lines.append(f"| {SETS.get(s, s)} | {_fmt(v['mean_cos'])} | {_fmt(v['eff_rank'], 1)} | "
+                     f"{_fmt(v['eff_rank_centred'], 1)} | {v['dim']} |")
+    return lines + [""]
+
+
+def _elsewhere_lines(r: dict) -> list[str]:
+    e = r.get("elsewhere") or {}
+    if not e:
+        return []
+    lu = e.get("landuse_labels", {})
+    lines = ["", "## Similar places elsewhere", "",
+             "For each labelled cell, its 10 most similar cells at least 1 km away (cosine for the model and its "
+             "random initialisation, Euclidean for the other baselines): the share with the same label "
+             "(precision@10). Chance: the share of the query's far cells with its label. Venue type: the probe's "
+             f"label; land-use class: the landuse channel's class covering most of a {lu.get('window_m', 100):g} m "
+             "window at the cell centre, else the land-cover channel (buildings by use, green, water) covering most "
+             "of it.", ""]
+    for key, d in e.items():
+        if key == "landuse_labels":
+            continue
+        text = (f"{d['queries']} queries, chance {_fmt(d['chance'])}; query labels: "
+                + ", ".join(f"{k} {v}" for k, v in d["query_labels"].items())) if d["measurable"] else d["reason"]
+        lines.append(f"- {d['label']}: {text}")
+    if lu.get("all_labels"):
+        lines.append("- land-use classes of all cells: " + ", ".join(f"{k} {v}" for k, v in lu["all_labels"].items()))
+    return lines
+
+
+def _form_lines(r: dict) -> list[str]:
+    f = r.get("form") or {}
+    if not f:
+        return []
+    lines = ["", "## Urban form", "",
+             f"Within {f['radius_m']:g} m of each cell centre, from the OSM source ({f['buildings']} buildings, "
+             f"{f['intersections']} street intersections — nodes where at least {f['min_degree']} street segments "
+             "meet — inside the area): ridge regression from the features (standardised on the training folds, the "
+             "penalty chosen by a blocked cross-validation inside them), out-of-sample R² on spatially blocked "
+             "held-out folds as the venue probe's (0 = no better than predicting the training folds' mean).", ""]
+    for key, d in f["targets"].items():
+        text = (f"{d['cells']} cells, {d['folds']} folds over {d['blocks']} blocks; target mean "
+                f"{_fmt(d['target_mean'], 2)}, std {_fmt(d['target_std'], 2)}") if d["measurable"] else d["reason"]
+        lines.append(f"- {d['target']}: {text}")
+    return lines
 
 
 # ---- plots -----------------------------------------------------------------------------------------
@@ -188,7 +259,7 @@ def _bars(ax, groups: list[str], series: dict[str, list], errors: dict[str, list
         e = None if errors is None else [0 if t is None else t for t in errors[name]]
         ax.bar(x + (i - (len(series) - 1) / 2) * w, v, w, yerr=e, label=name, capsize=3)
     ax.set_xticks(x, groups)
-    ax.legend(fontsize=8, ncol=len(series), loc="upper center")
+    ax.legend(fontsize=7, ncol=min(len(series), 3), loc="upper center")
     ax.grid(axis="y", alpha=0.3)
 
 
@@ -202,7 +273,7 @@ def _plot_probe(r, path) -> None:
         series[name] = [row.get("value") for row in rows]
         errors[name] = [row.get("spread") for row in rows]
     _bars(ax, ["macro-F1", "accuracy"], series, errors)
-    ax.set_ylim(0, 1.15)  # room for the legend above the bars
+    ax.set_ylim(0, 1.3)  # room for the legend above the bars
     ax.set_title("Venue-type probe (spatially blocked CV, mean ± std over folds)", fontsize=10)
     if not r["probe"]["measurable"]:
         ax.text(0.5, 0.5, "not measurable here", transform=ax.transAxes, ha="center")
@@ -214,16 +285,21 @@ def _plot_triplets(r, path) -> None:
     ax = fig.add_axes([0.1, 0.15, 0.85, 0.75])
     bands = r["bands"]
     series, errors = {}, {}
-    for s in ("model", "fractions", "random_init"):
+    for s in ("model", "fractions", "multiscale", "random_conv", "random_init"):
         rows = [(r["metrics"].get(b["key"]) or {}).get(s) or {} for b in bands]
         series[SETS[s]] = [row.get("value") for row in rows]
         errors[SETS[s]] = [row.get("spread") for row in rows]
     labels = [b["label"] + ("" if b["measurable"] else "\n(not measurable)") for b in bands]
     _bars(ax, labels, series, errors)
-    ax.set_ylim(0, 1.15)
+    ax.set_ylim(0, 1.3)
     ax.axhline(0.5, color="0.5", lw=0.8, ls="--")
     ax.set_title("Triplet accuracy by negative distance (positive 100–200 m)", fontsize=10)
     _save(fig, path)
+
+
+SHORT = {"elsewhere_venue_p@10": "elsewhere: venue p@10", "elsewhere_landuse_p@10": "elsewhere: land-use p@10",
+         "form_building_size_r2": "building size R²", "form_intersections_r2": "intersections R²"}
+CLIP = 1.0  # ablation bars beyond ±1 (R² of a broken read-out can fall far below 0) are cut there
 
 
 def _plot_ablation(r, path) -> None:
@@ -231,11 +307,13 @@ def _plot_ablation(r, path) -> None:
     keys = [k for k in r["metrics"] if any(d.get(k) is not None for d in ab["drops"].values())]
     fig = _figure(max(7.0, 0.9 * len(keys) + 2), 4.5)
     ax = fig.add_axes([0.08, 0.3, 0.9, 0.6])
-    series = {g: [d.get(k) for k in keys] for g, d in ab["drops"].items()}
-    short = [r["metrics"][k]["label"].replace("triplet accuracy, negatives", "triplets").replace("venue ", "")
-             .replace(", geographic vs embedding distance", "").replace(" of KMeans clusters", "") for k in keys]
+    series = {g: [None if d.get(k) is None else max(-CLIP, min(CLIP, d[k])) for k in keys]
+              for g, d in ab["drops"].items()}
+    short = [SHORT.get(k) or r["metrics"][k]["label"].replace("triplet accuracy, negatives", "triplets")
+             .replace("venue ", "").replace(", geographic vs embedding distance", "")
+             .replace(" of KMeans clusters", "") for k in keys]
     _bars(ax, short, series)
     ax.tick_params(axis="x", labelrotation=35, labelsize=7)
     ax.axhline(0, color="0.3", lw=0.8)
-    ax.set_title("Drop of each metric when a channel group is zeroed", fontsize=10)
+    ax.set_title(f"Drop of each metric when a channel group is zeroed (bars cut at ±{CLIP:g})", fontsize=10)
     _save(fig, path)

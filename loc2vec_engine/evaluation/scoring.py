@@ -7,10 +7,12 @@ queries, halves and folds.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
+from .elsewhere import ElsewherePlan, precision_at_k
+from .form import FormPlan, run_form_probe
 from .probe import ProbePlan, run_probe
 from .reid import BANDS, Band, Views, retrieval, triplet_hits
 from .structure import StructurePlan, structure_metrics
@@ -27,6 +29,10 @@ METRICS = {
     "trustworthiness@10": ("trustworthiness@10", "std"),
     "probe_accuracy": ("venue probe accuracy", "std"),
     "probe_macro_f1": ("venue probe macro-F1", "std"),
+    "elsewhere_venue_p@10": ("similar places ≥ 1 km away: venue-type precision@10", "se"),
+    "elsewhere_landuse_p@10": ("similar places ≥ 1 km away: land-use precision@10", "se"),
+    "form_building_size_r2": ("urban form: building footprint size within 250 m, ridge R²", "std"),
+    "form_intersections_r2": ("urban form: street intersections per km² within 250 m, ridge R²", "std"),
 }
 SPREAD_WORDS = {"se": "standard error of the paired differences", "std": "std of the paired differences"}
 
@@ -41,13 +47,17 @@ class EvalSet:
     structure: StructurePlan
     probe: ProbePlan
     seed: int
+    elsewhere: list[ElsewherePlan] = field(default_factory=list)
+    form: list[FormPlan] = field(default_factory=list)
 
 
 def score(es: EvalSet, e_cells, e_query=None, e_pos=None, probe_features=None,
-          distances: bool = True) -> dict[str, np.ndarray]:
+          distances: bool = True, cosine: bool = False) -> dict[str, np.ndarray]:
     """Per-unit values of every metric for embeddings of the cells, queries and positives.
 
-    ``probe_features`` (default ``e_cells``) feed the probe; ``distances=False`` skips all but the probe.
+    ``probe_features`` (default ``e_cells``) feed the probes; ``distances=False`` skips re-identification
+    and structure (the coordinates, for which they are the answer). ``cosine``: "similar places
+    elsewhere" compares by cosine (the model's unit vectors), else by Euclidean distance.
     """
     out: dict[str, np.ndarray] = {}
     if distances:
@@ -58,8 +68,15 @@ def score(es: EvalSet, e_cells, e_query=None, e_pos=None, probe_features=None,
         rng = np.random.default_rng([es.seed, 7])  # the same tie-breaks for every feature set
         out.update(retrieval(e_query, e_cells, es.views.query_cell, es.cells_xy, rng))
         out.update(structure_metrics(e_cells, es.cells_xy, es.structure, es.seed))
+    features = e_cells if probe_features is None else probe_features
     if es.probe.measurable:
-        out.update(run_probe(es.probe, e_cells if probe_features is None else probe_features, es.seed))
+        out.update(run_probe(es.probe, features, es.seed))
+    for plan in es.elsewhere:
+        if plan.measurable:
+            out[plan.key] = precision_at_k(plan, e_cells, cosine)
+    for plan in es.form:
+        if plan.measurable:
+            out[plan.key] = run_form_probe(plan, features)
     return out
 
 

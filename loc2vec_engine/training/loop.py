@@ -23,7 +23,8 @@ from ..progress import Cancelled, Progress
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import TrainConfig
 
-METRIC_FIELDS = ["step", "elapsed_s", "lr", "train_loss", "train_acc", "active", "val_acc"]
+# mean_cos, eff_rank: embedding health of the validation anchors (evaluation.health), at each validation.
+METRIC_FIELDS = ["step", "elapsed_s", "lr", "train_loss", "train_acc", "active", "val_acc", "mean_cos", "eff_rank"]
 
 
 @dataclass
@@ -86,8 +87,9 @@ def train(cfg: TrainConfig, resume: bool = False, progress=None, prefetch: bool 
     stale, stopped = 0, "steps"
     window = {"loss": 0.0, "acc": 0.0, "active": 0.0, "n": 0}
     if step == 0:  # the untrained model, so the curve shows what training added
+        acc, health = _validate(model, val_triplets, cfg.batch_size)
         log.write({"step": 0, "elapsed_s": 0.0, "lr": cfg.lr, "train_loss": "", "train_acc": "", "active": "",
-                   "val_acc": _validate(model, val_triplets, cfg.batch_size)})
+                   "val_acc": acc, **health})
     bar = Progress(total=cfg.steps, desc="train", callback=progress, enabled=progress is None and dist.rank == 0)
     bar.done = step
     # Started only now: the baseline above used the sampler (its lazy caches), and from here the thread owns it.
@@ -124,11 +126,12 @@ def train(cfg: TrainConfig, resume: bool = False, progress=None, prefetch: bool 
                 window = {"loss": 0.0, "acc": 0.0, "active": 0.0, "n": 0}
             out_of_time = cfg.max_minutes is not None and elapsed > cfg.max_minutes * 60
             if step % cfg.val_every == 0 or step == cfg.steps or out_of_time:
-                acc = _validate(model, val_triplets, cfg.batch_size)
+                acc, health = _validate(model, val_triplets, cfg.batch_size)
                 if row is None:
                     row = {"step": step, "elapsed_s": round(elapsed, 2), "lr": opt.param_groups[0]["lr"],
                            "train_loss": "", "train_acc": "", "active": "", "val_acc": ""}
                 row["val_acc"] = acc
+                row.update(health)
                 improved = acc > best
                 best, stale = (acc, 0) if improved else (best, stale + 1)
                 if dist.rank == 0:
@@ -338,18 +341,26 @@ def _apply_unfreeze(cfg: TrainConfig, model, step: int) -> None:
 
 # ---- validation ----------------------------------------------------------------------------------
 
-def _validate(model, triplets, batch_size: int) -> float:
+def _validate(model, triplets, batch_size: int) -> tuple[float, dict]:
+    """Triplet accuracy on the validation triplets, and the health of the anchors' embeddings
+    (``mean_cos``, ``eff_rank``: a collapsing embedding shows before the accuracy says why)."""
     import torch
 
+    from ..evaluation.health import effective_rank, mean_pairwise_cosine
+
     model.eval()
-    hits, total = 0, 0
+    hits, total, anchors = 0, 0, []
     with torch.no_grad():
         for i in range(0, triplets.anchor.shape[0], batch_size):
             sl = slice(i, i + batch_size)
             a, p, n = (model(t[sl]).float() for t in (triplets.anchor, triplets.positive, triplets.negative))
             hits += int(((a - p).pow(2).sum(1) < (a - n).pow(2).sum(1)).sum())
             total += a.shape[0]
-    return hits / max(total, 1)
+            anchors.append(a.cpu())
+    e = torch.cat(anchors).numpy() if anchors else None
+    health = {"mean_cos": mean_pairwise_cosine(e), "eff_rank": effective_rank(e)} if e is not None and len(e) > 1 \
+        else {"mean_cos": "", "eff_rank": ""}
+    return hits / max(total, 1), health
 
 
 def _baseline_accuracy(val, train_sampler) -> float:

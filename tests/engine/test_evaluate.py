@@ -11,7 +11,8 @@ from loc2vec_engine.evaluation.scoring import METRICS
 from ..conftest import PORTO_BBOX, REPO
 
 MODEL = REPO / "resources" / "models" / "loc2vec-default.onnx"
-SETS = ("model", "fractions", "random_init", "coordinates")
+SETS = ("model", "fractions", "multiscale", "random_conv", "random_init", "coordinates")
+BASELINES = set(SETS) - {"model"}
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +45,7 @@ def test_every_metric_is_reported_in_range(report):
             if row.get(s) is None:
                 continue
             v = row[s]["value"]
-            lo = -1.0 if key in ("silhouette", "spearman_geo_embedding") else 0.0
+            lo = -1.0 if key in ("silhouette", "spearman_geo_embedding") else -np.inf if key.endswith("_r2") else 0.0
             assert lo <= v <= 1.0, (key, s, v)
             assert row[s]["spread"] >= 0
     r1, r5, r10 = (_value(m, f"recall@{k}") for k in (1, 5, 10))
@@ -75,9 +76,58 @@ def test_probe_reports_all_three_baselines(report):
         for s in SETS:
             assert row[s]["n"] == p["folds"] and len(row[s]["values"]) == p["folds"]
         verdicts = {v["baseline"] for v in m["verdicts"] if v["metric"] == key}
-        assert verdicts == {"fractions", "random_init", "coordinates"}
+        assert verdicts == BASELINES
     assert "fractions baseline" in m["headline"]
     assert m["baselines"]["random_init"]["available"]
+
+
+def test_new_yardsticks_and_the_best_no_learning_baseline(report):
+    out, m = report
+    for key in ("elsewhere_venue_p@10", "elsewhere_landuse_p@10", "form_building_size_r2", "form_intersections_r2"):
+        assert key in m["metrics"] or METRICS[key][0] in m["not_measured"], key
+    # Central Porto: buildings and streets everywhere, so both urban-form targets are defined on every cell.
+    for key in ("form_building_size_r2", "form_intersections_r2"):
+        t = m["form"]["targets"][key]
+        assert t["measurable"] and t["cells"] == m["cells"]["evaluated"] and t["folds"] == m["probe"]["folds"]
+        for s in SETS:
+            assert m["metrics"][key][s]["n"] == t["folds"]
+    assert m["form"]["buildings"] > 1000 and m["form"]["intersections"] > 100
+    for key, d in m["elsewhere"].items():
+        if key != "landuse_labels" and d["measurable"]:
+            assert 0 < d["chance"] < 1 and m["metrics"][key]["chance"] == pytest.approx(d["chance"], abs=1e-4)
+            assert d["queries"] == m["metrics"][key]["model"]["n"] >= 20
+    assert sum(m["elsewhere"]["landuse_labels"]["all_labels"].values()) == m["cells"]["evaluated"]
+    # The best no-learning baseline is the highest of the three pixel baselines, per metric.
+    for key, row in m["metrics"].items():
+        values = {s: row[s]["value"] for s in ("fractions", "multiscale", "random_conv") if row.get(s)}
+        values = {s: v for s, v in values.items() if v is not None}
+        if values:
+            assert row["best_baseline"] == max(values, key=values.get), key
+    best = {v["metric"]: v for v in m["verdicts_vs_best"]}
+    assert set(best) <= set(m["metrics"]) and len(best) >= 10
+    for key, v in best.items():
+        assert v["baseline"] == m["metrics"][key]["best_baseline"]
+        assert v["model"] == pytest.approx(m["metrics"][key]["model"]["value"])
+    sb = m["scoreboard"]
+    assert sb["beats"] + sb["ties with"] + sb["loses to"] == sb["metrics"] == len(best)
+    md = (out / "report.md").read_text(encoding="utf-8")
+    assert sb["text"] in md and "## Against the best no-learning baseline" in md
+    assert all(v["text"] in md for v in best.values())
+
+
+def test_embedding_health_is_reported(report):
+    out, m = report
+    h = m["health"]
+    assert set(h) == {"model", "fractions", "multiscale", "random_conv", "random_init"}
+    for s, v in h.items():
+        assert v["n"] == m["cells"]["evaluated"]
+        assert -1.0 <= v["mean_cos"] <= 1.0 and 1.0 <= v["eff_rank"] <= v["dim"] and 1.0 <= v["eff_rank_centred"]
+    assert h["fractions"]["dim"] == 12 and h["multiscale"]["dim"] == 36 and h["random_conv"]["dim"] == 256
+    assert h["model"]["dim"] == m["model"]["embedding_size"]
+    # Standardised baselines are centred: their mean cosine is near 0 (no shared direction).
+    assert abs(h["fractions"]["mean_cos"]) < 0.05 and abs(h["multiscale"]["mean_cos"]) < 0.05
+    md = (out / "report.md").read_text(encoding="utf-8")
+    assert "## Embedding health" in md and f"mean pairwise cosine {h['model']['mean_cos']:.3f}" in md
 
 
 def test_ablation_drops_every_group(report):
@@ -157,6 +207,7 @@ def test_cancel_leaves_nothing_behind(tmp_path, porto_area, porto_pbf):
         evaluate_model(MODEL, porto_area, porto_pbf, out, device="cpu",
                        progress=lambda f, msg: seen.append((f, msg)) or len(seen) >= 2)
     assert [m for _, m in seen] == ["inputs read", "cells, views and triplets"] and 0 < seen[0][0] < seen[1][0] < 1
+    assert seen[0][0] == pytest.approx(1 / 13)  # inputs, set, model, 5 baselines, 4 ablation groups, report
     assert list(tmp_path.iterdir()) == []
 
 
