@@ -25,6 +25,15 @@ TINY = dict(encoder="loc2vec", embedding_dim=32, tile_size_px=64, batch_size=16,
             log_every=5, lr=1e-3, device="cpu")
 
 
+def _free_port() -> int:
+    """A port no one listens on now: a fixed one collides with another test run on the same machine."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def _rows(run):
     with open(Path(run) / "metrics.csv", newline="") as f:
         return list(csv.DictReader(f))
@@ -151,7 +160,7 @@ except Loc2VecError as e:
 
 def test_two_process_ddp_on_gloo(andorra_area, tmp_path):
     run = tmp_path / "ddp"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(_free_port()),
            "-m", "loc2vec_engine.cli"] + _train_cmd(andorra_area, run, 20)[3:]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, OMP_NUM_THREADS="1"), timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
