@@ -103,17 +103,9 @@ def intersections(degree: dict, location: dict, min_degree: int = MIN_DEGREE) ->
 
 def _read_osm(path) -> tuple[list[bytes], list[tuple[float, float]]]:
     """(building WKBs in lon/lat, intersection lon/lat) of an OSM file."""
-    import osmium
+    from .venues import apply_osm_file
 
-    path = Path(path)
-    if not path.is_file():
-        raise Loc2VecError(f"OSM source {path} not found", "give the .osm.pbf the area was rasterized from")
-    handler = _handler()
-    try:
-        handler.apply_file(str(path), locations=True, idx="flex_mem")
-    except RuntimeError as e:
-        raise Loc2VecError(f"cannot read OSM source {path} ({e})",
-                           "the file is corrupt or truncated: download it again (loc2vec fetch-osm)") from None
+    handler = apply_osm_file(_handler(), Path(path))
     return handler.wkbs, intersections(handler.degree, handler.location)
 
 

@@ -122,19 +122,22 @@ def dominant_category(cell_xy, venues: Venues, radius_m: float = RADIUS_M) -> np
 
 # ---- readers ---------------------------------------------------------------------------------------
 
-def _read_osm(path) -> tuple[np.ndarray, list[str]]:
-    """(lon/lat (N, 2), categories) of the venue nodes and areas of an OSM file."""
-    import osmium
-
-    path = Path(path)
+def apply_osm_file(handler, path: Path):
+    """Run a pyosmium ``handler`` over the OSM file ``path`` (with node locations); clear errors, not tracebacks."""
     if not path.is_file():
         raise Loc2VecError(f"OSM source {path} not found", "give the .osm.pbf the area was rasterized from")
-    handler = _handler()
     try:
         handler.apply_file(str(path), locations=True, idx="flex_mem")
     except RuntimeError as e:
         raise Loc2VecError(f"cannot read OSM source {path} ({e})",
                            "the file is corrupt or truncated: download it again (loc2vec fetch-osm)") from None
+    return handler
+
+
+def _read_osm(path) -> tuple[np.ndarray, list[str]]:
+    """(lon/lat (N, 2), categories) of the venue nodes and areas of an OSM file."""
+    path = Path(path)
+    handler = apply_osm_file(_handler(), path)
     if handler.seen == 0:
         raise Loc2VecError(f"OSM source {path} contains no OpenStreetMap objects",
                            "give the .osm.pbf the area was rasterized from")
