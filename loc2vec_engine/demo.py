@@ -144,10 +144,14 @@ def _similar(step, out: Path, emb: Path) -> tuple[Path, Path]:
     from .search.similar import similar_at, write_similar
 
     name, lon, lat = LANDMARK
-    step(f"the {K_SIMILAR} places most like {name} ...")
+    step(f"the {K_SIMILAR} places most like {name}, elsewhere ...")
     es = read_embeddings(emb)
-    result = similar_at(es, [(lon, lat)], K_SIMILAR, exclude_radius_m=150)
+    # The default leaves out one tile around the landmark: its own neighbourhood, whose tiles overlap its
+    # own, would otherwise be the whole top 10 ("Ribeira is like Ribeira").
+    result = similar_at(es, [(lon, lat)], K_SIMILAR)
     similar_gpkg = write_similar(out / "similar_to_ribeira.gpkg", es, result)
+    print(f"    left out the {result.n_excluded} cells within {result.exclude_radius_m:g} m of {name} (one tile "
+          "of the model: its own surroundings); loc2vec similar --exclude-radius 0 keeps them")
     for rank, (score, (plon, plat), d) in enumerate(zip(result.scores, result.lonlat, result.distance_m), 1):
         print(f"    {rank:2d}. cosine {score:.4f}  at {plon:.5f},{plat:.5f}  {d:6.0f} m away")
     return Path(similar_gpkg), _landmark_gpkg(out / "landmark.gpkg", es.crs_wkt)
@@ -220,7 +224,7 @@ def _project(step, out: Path, area, emb: Path, clusters, similar_gpkg: Path, lan
     roads = get_spec().names.index("roads_major") + 1
     layers = [
         LabelPointsLayer(landmark_gpkg, "landmark", name="query: " + LANDMARK[0]),
-        ScorePointsLayer(similar_gpkg, name=f"{K_SIMILAR} places most like {LANDMARK[0]}"),
+        ScorePointsLayer(similar_gpkg, name=f"{K_SIMILAR} places most like {LANDMARK[0]}, beyond one tile of it"),
         ClusterPointsLayer(emb, k=clusters.n_clusters, stride_m=STRIDE_M, name="kinds of place (clusters)",
                            noise=bool((clusters.labels < 0).any())),
         RasterLayer(area.path, name="major roads (area raster band 1)", band=roads, opacity=0.6),

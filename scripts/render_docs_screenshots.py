@@ -8,7 +8,9 @@ Rasterizes resources/data/porto_center_2020-07-20.osm.pbf, embeds it with the sh
 - ``clusters_map.png``: the cells in their cluster colours (the categorized cluster renderer, colours
   of ``loc2vec_engine.clusters.colors``) over the road channels in light grey;
 - ``similar_places.png``: what the "Find similar places" map tool shows after a real (simulated)
-  mouse click at Ribeira: the top 10 and the similarity heat map.
+  mouse click at Ribeira: the top 10 and the similarity heat map. The tool's default leaves out the
+  cells within one tile of the click (its own neighbourhood); a thin dashed circle marks that radius,
+  so that a reader sees why nothing near the click is numbered.
 
 Both get a title, a legend and the OpenStreetMap attribution, 1000 x 800 px.
 """
@@ -35,6 +37,7 @@ OSM_CREDIT = "© OpenStreetMap contributors, ODbL"
 MAX_BYTES = 400_000
 LEGEND_W = 270
 FRAME = (12, 66, SIZE[0] - LEGEND_W - 24, SIZE[1] - 28)  # pixels left for the map: left, top, right, bottom
+EXCLUSION_COLOR = "#222222"
 
 
 # ---- data ------------------------------------------------------------------------------------
@@ -203,16 +206,21 @@ def similar_picture(area: Path, emb: Path, out: Path) -> None:
         raise SystemExit(f"the click at Ribeira highlighted nothing: {tool.last_message[0]}")
     settings = map_settings(layer.crs(), canvas.extent())
     image = render(settings, [tool.layer_of("result"), *roads, tool.layer_of("heat")])
-    draw_click(image, settings, to_map.transform(QgsPointXY(*RIBEIRA)))
+    click_xy = to_map.transform(QgsPointXY(*RIBEIRA))
+    radius = tool.result.exclude_radius_m
+    if radius > 0:
+        draw_exclusion(image, settings, click_xy, radius)
+    draw_click(image, settings, click_xy)
     scores = tool.result.scores
     legend = [("star", "#000000", "the clicked place (Ribeira)"),
+              *([("ring", EXCLUSION_COLOR, f"left out: within {radius:g} m (one tile)")] if radius > 0 else []),
               ("circle", TOP_RAMP[1], f"top {len(scores)} by rank; darkest: cosine {scores.max():.4f}"),
               ("circle", TOP_RAMP[0], f"lightest: cosine {scores.min():.4f}"),
               ("ramp", [c for _, c, _ in HEAT_RAMP], "all cells by rank of similarity:"),
               ("text", "", "green = most similar, red = least")]
     annotate(image, "Find similar places: a click at Ribeira",
              f"loc2vec map tool in QGIS; {len(tool.heat):,} cells of {STRIDE_M} m, shipped model; "
-             "colours by rank (the cosines all lie close to 1)", legend)
+             "colours by rank (cosines all near 1); the click's own tile left out", legend)
     save(image, out)
     tool.clear(quiet=True)
     canvas.hide()
@@ -220,6 +228,24 @@ def similar_picture(area: Path, emb: Path, out: Path) -> None:
 
 
 # ---- drawing on the image ----------------------------------------------------------------------
+def draw_exclusion(image, settings, point, radius_m: float) -> None:
+    """A thin dashed circle of ``radius_m`` around ``point`` (map CRS): the cells the top k left out."""
+    from qgis.core import QgsPointXY
+    from qgis.PyQt.QtCore import QPointF, Qt
+    from qgis.PyQt.QtGui import QColor, QPainter, QPen
+
+    to_px = settings.mapToPixel()
+    c = to_px.transform(point)
+    edge = to_px.transform(QgsPointXY(point.x() + radius_m, point.y()))  # the map CRS is the layer's, in metres
+    r = math.hypot(edge.x() - c.x(), edge.y() - c.y())
+    painter = QPainter(image)
+    painter.setRenderHint(QPainter.Antialiasing)
+    painter.setPen(QPen(QColor(EXCLUSION_COLOR), 1.6, Qt.DashLine))
+    painter.setBrush(Qt.NoBrush)
+    painter.drawEllipse(QPointF(c.x(), c.y()), r, r)
+    painter.end()
+
+
 def draw_click(image, settings, point) -> None:
     from qgis.PyQt.QtCore import QPointF
     from qgis.PyQt.QtGui import QColor, QPainter, QPen, QPolygonF
@@ -244,7 +270,7 @@ def _star(c, r: float) -> list:
 def annotate(image, title: str, subtitle: str, legend: list) -> None:
     """Title band at the top, a legend box at the top right, the OSM credit at the bottom right."""
     from qgis.PyQt.QtCore import QPointF, QRectF, Qt
-    from qgis.PyQt.QtGui import QColor, QLinearGradient, QPainter, QPolygonF
+    from qgis.PyQt.QtGui import QColor, QLinearGradient, QPainter, QPen, QPolygonF
 
     painter = QPainter(image)
     painter.setRenderHint(QPainter.Antialiasing)
@@ -271,6 +297,10 @@ def annotate(image, title: str, subtitle: str, legend: list) -> None:
             painter.drawRect(swatch)
         elif kind == "circle":
             painter.setBrush(QColor(color))
+            painter.drawEllipse(swatch)
+        elif kind == "ring":
+            painter.setPen(QPen(QColor(color), 1.6, Qt.DashLine))
+            painter.setBrush(Qt.NoBrush)
             painter.drawEllipse(swatch)
         elif kind == "star":
             painter.setBrush(QColor(color))

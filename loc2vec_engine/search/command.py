@@ -1,4 +1,9 @@
-"""``loc2vec similar``: the cells most like a place, in the same embeddings file or another one."""
+"""``loc2vec similar``: the cells most like a place, in the same embeddings file or another one.
+
+By default the cells within one tile of the query (the tile size of the model that made the
+embeddings, 500 m for the shipped model) are left out: they share the query's own map tile and would
+fill the top k with its own neighbourhood. ``--exclude-radius 0`` keeps them, a number is that radius.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +15,12 @@ from .index import EXACT_BELOW
 _DESCRIPTION = """\
 The k cells whose embeddings are most similar (cosine) to the cell at --at, with their scores and
 ground distances from the query. Several --at: the query is the mean embedding of those places.
-The query cell itself is included (rank 1, score 1.0: a sanity check); --exclude-radius leaves out
-the cells near the query. --in searches another embeddings file made with the same model.
+Similar places elsewhere: the cells within one tile of the query (the tile size of the model that
+made the embeddings, 500 m for the shipped model) are left out, as they share most of the query's own
+map tile. --exclude-radius M leaves out M metres instead; --exclude-radius 0 keeps every cell (the
+query cell then comes back first, score 1.0: a sanity check). --in searches another embeddings file
+made with the same model; only its cells within the radius of the query are left out (none when it
+covers another city).
 Below --exact-below cells (default 50,000) the search is exact; above, a faiss IVF index tuned to
 recall@10 >= 0.99 is built once and kept next to the file (EMB.gpkg.l2vindex) for later queries.
 """
@@ -29,8 +38,10 @@ def add_parsers(sub) -> None:
                    help="search this embeddings file instead (another city); it must come from the same model")
     s.add_argument("--out", help="also write the hits as GeoPackage layer 'similar' (points; rank, cell, score, "
                                  "distance_m)")
-    s.add_argument("--exclude-radius", type=float, default=0.0, metavar="M",
-                   help="leave out cells within M metres of the query places (default 0: keep the query cell)")
+    s.add_argument("--exclude-radius", type=float, default=None, metavar="M",
+                   help="leave out cells within M metres of the query places (default: one tile, the tile size "
+                        "of the model that made the embeddings, 500 m for the shipped model; 0 = off, keep the "
+                        "query cell)")
     s.add_argument("--exact-below", type=int, default=EXACT_BELOW, metavar="N",
                    help=f"search exactly below N cells, with an index above (default {EXACT_BELOW:,})")
     s.set_defaults(func=cmd_similar)
@@ -60,6 +71,7 @@ def cmd_similar(args) -> None:
     where = f" in {target.path.name}" if args.target else ""
     print(f"most like {' + '.join(f'{x:.5f},{y:.5f}' for x, y in lonlats)} ({source.path.name}){where}: "
           f"top {len(result)} of {len(target)} cells ({how})")
+    print(_exclusion_note(result, args.exclude_radius))
     print(f"{'rank':>4}  {'score':>9}  {'lon':>11} {'lat':>10}  {'distance':>10}")
     for rank, (score, (lon, lat), dist) in enumerate(zip(result.scores, result.lonlat, result.distance_m), 1):
         print(f"{rank:4d}  {score:9.6f}  {lon:11.5f} {lat:10.5f}  {_metres(dist):>10}")
@@ -67,6 +79,15 @@ def cmd_similar(args) -> None:
         write_similar(args.out, target, result)
         print(f"wrote {args.out} (layer 'similar')")
     print(ATTRIBUTION)
+
+
+def _exclusion_note(result, asked) -> str:
+    """What was left out and why, so an empty neighbourhood in the table is not a surprise."""
+    if result.exclude_radius_m <= 0:
+        return "every cell searched, the query's surroundings too (--exclude-radius 0)"
+    why = "one tile of the model, the default" if asked is None else "--exclude-radius"
+    return (f"left out the {result.n_excluded:,} cells within {result.exclude_radius_m:g} m of the query ({why}; "
+            "--exclude-radius 0 keeps them)")
 
 
 def _metres(d: float) -> str:

@@ -3,6 +3,12 @@
 Query points are WGS84 lon/lat; each picks the nearest cell of the embeddings set, and a point farther
 from every cell than a cell's half-diagonal (plus 5 % of the stride) is outside the embedded area.
 Search across files (one city's place, another city's cells) needs the same model on both sides.
+
+By default a search leaves out the query's own surroundings: the cells within one tile (the side of
+the model's tiles, 500 m for the shipped model) of any query point. Those cells share most of the
+query's map tile, so they are always the most similar and answer nothing ("this place is like
+itself"); what users ask for is similar places elsewhere. ``exclude_radius_m=0`` keeps them (the
+query cell then comes back first, with score 1.0), any other number is that radius in metres.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from .cosine import cosine_scores
 from .index import EXACT_BELOW, VectorIndex, check_k, exact_top, unit_rows
 
 _EDGE_MARGIN = 0.05  # of the stride, beyond the cell's half-diagonal: points on the outer edge still count
+DEFAULT_TILE_M = 500.0  # the shipped model's tile side: the exclusion for files that do not record their model's
 
 
 @dataclass
@@ -30,6 +37,8 @@ class SimilarResult:
     lonlat: np.ndarray  # (k, 2) WGS84 cell centres
     distance_m: np.ndarray  # (k,) ground distance to the nearest query point; NaN without one
     query_lonlat: np.ndarray  # (Q, 2) the query points (may be empty)
+    exclude_radius_m: float = 0.0  # cells this close to a query point were left out (0: none by distance)
+    n_excluded: int = 0  # how many cells were left out
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -89,6 +98,27 @@ def grid_stride(es) -> float:
     return float(gaps.min()) if len(gaps) else float(es.meta.get("tile_size_m", 500.0))
 
 
+def one_tile_m(es) -> float:
+    """Side in metres of the tiles of the model that made ``es``: the default exclude radius.
+
+    From meta "tile_size_m" (written by loc2vec embed), else the model's ONNX metadata kept in meta
+    "model", else ``DEFAULT_TILE_M`` (the shipped model's 500 m).
+    """
+    model = es.meta.get("model") if isinstance(es.meta.get("model"), dict) else {}
+    candidates = (es.meta.get("tile_size_m"), model.get("tile_size_m"),
+                  _product(model.get("tile_size_px"), model.get("metres_per_px")))
+    for value in candidates:
+        metres = _positive(value)
+        if metres is not None:
+            return metres
+    return DEFAULT_TILE_M
+
+
+def exclude_radius(es, radius_m: float | None = None) -> float:
+    """The radius a search of ``es`` leaves out: ``None`` = one tile of its model, else ``radius_m`` (0 = off)."""
+    return one_tile_m(es) if radius_m is None else check_radius(radius_m)
+
+
 def cells_within(es, lonlats, radius_m: float) -> np.ndarray:
     """(N,) bool: cells within ``radius_m`` metres (in the set's CRS) of any of the points."""
     mask = np.zeros(len(es), bool)
@@ -124,7 +154,9 @@ def similar(es, query_vec, k: int, exclude=None, index: VectorIndex | None = Non
             raise Loc2VecError(f"the index holds {len(index)} vectors, the embeddings {len(es)}",
                                "build the index on these embeddings: VectorIndex.build(es.vectors)")
         rows, scores = index.top(q, k, excluded)
-    return make_result(es, rows, scores, query_lonlat)
+    result = make_result(es, rows, scores, query_lonlat)
+    result.n_excluded = int(excluded.sum())
+    return result
 
 
 def ranked(es, query_vec, k: int, exclude=None, query_lonlat=None) -> tuple[SimilarResult, np.ndarray]:
@@ -135,20 +167,30 @@ def ranked(es, query_vec, k: int, exclude=None, query_lonlat=None) -> tuple[Simi
     excluded = _exclusion_mask(es, exclude)
     k = _check_k_after_exclusion(k, len(es), int(excluded.sum()))
     best = rank(np.where(excluded, -np.inf, heat), es.cell, k)
-    return make_result(es, best, heat[best], query_lonlat), heat
+    result = make_result(es, best, heat[best], query_lonlat)
+    result.n_excluded = int(excluded.sum())
+    return result, heat
 
 
-def similar_at(es, lonlats, k: int, target=None, exclude_radius_m: float = 0.0,
+def similar_at(es, lonlats, k: int, target=None, exclude_radius_m: float | None = None,
                index: VectorIndex | None = None) -> SimilarResult:
-    """Cells of ``target`` (default ``es``) most like the mean of ``es``'s cells at ``lonlats``."""
+    """Cells of ``target`` (default ``es``) most like the mean of ``es``'s cells at ``lonlats``.
+
+    Cells of ``target`` within ``exclude_radius_m`` metres of a query point are left out: ``None``
+    (the default) = one tile of the model, 0 = none. In another city's file no cell is that close,
+    so nothing is left out there; in a neighbouring file (an adjacent shard) the query's
+    surroundings are left out just as in its own.
+    """
     target = es if target is None else target
     if target is not es:
         check_same_model(es, target)
     ll = _lonlats(lonlats)
     q = query_vector(es, query_cells(es, ll))
-    radius = _check_radius(exclude_radius_m)
+    radius = exclude_radius(es, exclude_radius_m)  # one model on both sides: its tile is the same
     exclude = cells_within(target, ll, radius) if radius > 0 else None
-    return similar(target, q, k, exclude=exclude, index=index, query_lonlat=ll)
+    result = similar(target, q, k, exclude=exclude, index=index, query_lonlat=ll)
+    result.exclude_radius_m = radius
+    return result
 
 
 def similar_across(source_es, target_es, lonlat, k: int, **kwargs) -> SimilarResult:
@@ -191,15 +233,26 @@ class PlaceSearch:
                                               cells=self.es.cell)
         return self._index
 
-    def highlight(self, lonlats, k: int = 10, exclude_radius_m: float = 0.0):
-        """(SimilarResult, (N,) similarity of every cell) for a click at ``lonlats``."""
+    def highlight(self, lonlats, k: int = 10, exclude_radius_m: float | None = None):
+        """(SimilarResult, (N,) similarity of every cell) for a click at ``lonlats``.
+
+        The top k leave out the cells within ``exclude_radius_m`` (``None`` = one tile, 0 = none);
+        the heat map still scores every cell, the left-out ones too.
+        """
         ll = _lonlats(lonlats)
         q = query_vector(self.es, query_cells(self.es, ll))
-        radius = _check_radius(exclude_radius_m)
-        excluded = cells_within(self.es, ll, radius) if radius > 0 else None
-        return ranked(self.es, q, k, exclude=excluded, query_lonlat=ll)
+        return self.highlight_vector(q, ll, k, exclude_radius_m)
 
-    def top(self, lonlats, k: int = 10, exclude_radius_m: float = 0.0) -> SimilarResult:
+    def highlight_vector(self, query_vec, lonlats, k: int = 10, exclude_radius_m: float | None = None):
+        """``highlight`` for a query vector of its own (a click embedded on the fly) at ``lonlats``."""
+        ll = _lonlats(lonlats)
+        radius = exclude_radius(self.es, exclude_radius_m)
+        excluded = cells_within(self.es, ll, radius) if radius > 0 else None
+        result, heat = ranked(self.es, query_vec, k, exclude=excluded, query_lonlat=ll)
+        result.exclude_radius_m = radius
+        return result, heat
+
+    def top(self, lonlats, k: int = 10, exclude_radius_m: float | None = None) -> SimilarResult:
         return similar_at(self.es, lonlats, k, exclude_radius_m=exclude_radius_m, index=self.index)
 
 
@@ -235,6 +288,7 @@ def write_similar(path, es, result: SimilarResult):
         lyr.SetMetadataItem("attribution", ATTRIBUTION)
         lyr.SetMetadataItem("query_lonlat", "; ".join(f"{x:.6f},{y:.6f}" for x, y in result.query_lonlat))
         lyr.SetMetadataItem("model_sha256", es.model_sha256)
+        lyr.SetMetadataItem("exclude_radius_m", f"{result.exclude_radius_m:g}")  # why no hit is near the query
         lyr.StartTransaction()
         for rank, (row, score, dist) in enumerate(zip(result.indices, result.scores, result.distance_m), 1):
             f = ogr.Feature(lyr.GetLayerDefn())
@@ -300,16 +354,37 @@ def _exclusion_mask(es, exclude) -> np.ndarray:
 def _check_k_after_exclusion(k, n: int, n_excluded: int) -> int:
     if n_excluded and isinstance(k, (int, np.integer)) and k > n - n_excluded >= 0:
         raise Loc2VecError(f"k={k} is larger than the {n - n_excluded} cells left after leaving out the "
-                           f"{n_excluded} within the exclude radius", "ask for fewer cells or use a smaller radius")
+                           f"{n_excluded} within the exclude radius (by default one tile of the model)",
+                           "ask for fewer cells, or use a smaller exclude radius (0 keeps every cell, e.g. "
+                           "--exclude-radius 0)")
     return check_k(k, n - n_excluded)
 
 
-def _check_radius(radius) -> float:
-    radius = float(radius or 0.0)
-    if not (math.isfinite(radius) and radius >= 0):
+def check_radius(radius) -> float:
+    """``radius`` in metres as a float when it is 0 or more (0 = leave nothing out), else a ``Loc2VecError``."""
+    try:
+        value = float(radius)
+    except (TypeError, ValueError):
+        value = math.nan
+    if isinstance(radius, bool) or not (math.isfinite(value) and value >= 0):
         raise Loc2VecError(f"the exclude radius must be 0 or more metres, not {radius!r}",
-                           "use e.g. --exclude-radius 200")
-    return radius
+                           "give a distance such as --exclude-radius 500, or --exclude-radius 0 to keep the "
+                           "query's surroundings; leave it out for one tile of the model")
+    return value
+
+
+def _positive(value) -> float | None:
+    """``value`` as a finite positive float, else None (metadata written by other tools may hold anything)."""
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) and value > 0 else None
+
+
+def _product(a, b) -> float | None:
+    a, b = _positive(a), _positive(b)
+    return a * b if a is not None and b is not None else None
 
 
 def _check_dim(es, q: np.ndarray) -> None:

@@ -26,6 +26,9 @@ from .engine import add_advanced, engine_errors, user_message
 from .styles import LayerStyler, score_renderer
 
 WGS84 = QgsCoordinateReferenceSystem("EPSG:4326")
+# The dialog's exclude radius: one tile of the shipped model (the engine's DEFAULT_TILE_M, not imported so
+# that the provider loads without numpy). Left out in a script, the engine takes the chosen embeddings' own tile.
+ONE_TILE_M = 500.0
 
 
 class SimilarAlgorithm(QgsProcessingAlgorithm):
@@ -67,8 +70,11 @@ class SimilarAlgorithm(QgsProcessingAlgorithm):
             "The result is coloured by score: red = least, green = most similar of the k (the shipped model's "
             "cosines all lie close to 1, so the classes hold equally many hits, not fixed values).</p>"
             "<p><b>Search in</b>: another embeddings layer (another city) to search instead; it must come from the "
-            "same model. <b>Exclude radius</b>: leave out cells this close (metres) to the reference places, "
-            "to find look-alikes elsewhere.</p>"
+            "same model. <b>Exclude radius</b> (advanced): cells this close (metres) to the reference places are "
+            "left out, so that the hits are look-alikes elsewhere and not the place's own neighbourhood, which "
+            "shares most of its map tile. Default: one tile, 500 m for the shipped model (left out in a script "
+            "or qgis_process call, the tile size of the model that made the embeddings); 0 = off, the place's "
+            "own cell then comes first with score 1.</p>"
             "<p>A point outside the embedded area is refused with the area's extent.</p>"
             f"<p><b>Attribution</b>: {ATTRIBUTION}</p>"
         )
@@ -90,8 +96,9 @@ class SimilarAlgorithm(QgsProcessingAlgorithm):
             self.SEARCH_IN, "Search in another embeddings layer (same model; empty = the same layer)",
             types=[QgsProcessing.TypeVectorPoint], optional=True))
         add_advanced(self, [QgsProcessingParameterNumber(
-            self.EXCLUDE_RADIUS, "Leave out cells within this distance of the places (metres)",
-            type=QgsProcessingParameterNumber.Double, defaultValue=0.0, minValue=0.0)])
+            self.EXCLUDE_RADIUS, "Leave out cells within this distance of the places (metres; default: one tile, "
+                                 "500 m for the shipped model; 0 = off)",
+            type=QgsProcessingParameterNumber.Double, defaultValue=ONE_TILE_M, minValue=0.0)])
         self.addParameter(QgsProcessingParameterVectorDestination(
             self.OUTPUT, "Similar places", type=QgsProcessing.TypeVectorPoint))
         self.addOutput(QgsProcessingOutputNumber("BEST_SCORE", "Highest similarity"))
@@ -105,7 +112,9 @@ class SimilarAlgorithm(QgsProcessingAlgorithm):
                                      parameters.get(self.SEARCH_IN))
         lonlats = self._places(parameters, context)
         k = self.parameterAsInt(parameters, self.K, context)
-        radius = self.parameterAsDouble(parameters, self.EXCLUDE_RADIUS, context)
+        radius = None  # not given (a script): one tile of the model that made the embeddings
+        if parameters.get(self.EXCLUDE_RADIUS) not in (None, ""):
+            radius = self.parameterAsDouble(parameters, self.EXCLUDE_RADIUS, context)
         out = self._output(parameters, context)
         with engine_errors():
             from loc2vec_engine.embeddings import read_embeddings
@@ -122,7 +131,7 @@ class SimilarAlgorithm(QgsProcessingAlgorithm):
         feedback.setProgress(100)
         feedback.pushInfo(f"Wrote {out}: the {len(result)} cells of {other.path.name} most like "
                           f"{len(lonlats)} place(s) of {es.path.name}; scores {result.scores.min():.4f} – "
-                          f"{result.scores.max():.4f}. {ATTRIBUTION}")
+                          f"{result.scores.max():.4f}. {_exclusion_note(result)} {ATTRIBUTION}")
         if context.willLoadLayerOnCompletion(out):
             stride = grid_stride(other)
             details = context.layerToLoadOnCompletionDetails(out)
@@ -166,6 +175,13 @@ class SimilarAlgorithm(QgsProcessingAlgorithm):
             raise QgsProcessingException(user_message(f"output {out} is not a GeoPackage",
                                                       "give a file name ending in .gpkg"))
         return out
+
+
+def _exclusion_note(result) -> str:
+    if result.exclude_radius_m <= 0:
+        return "Every cell was searched (exclude radius 0)."
+    return (f"Left out the {result.n_excluded} cells within {result.exclude_radius_m:g} m of the places "
+            "(exclude radius; 0 keeps them).")
 
 
 def _scores(layer) -> list[float]:

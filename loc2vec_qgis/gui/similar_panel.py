@@ -1,4 +1,5 @@
-"""A small dock for the "Find similar places" map tool: k, the mask threshold, "Save mask…", and the legend."""
+"""A small dock for the "Find similar places" map tool: k, the exclude radius, the mask threshold, "Save mask…",
+and the legend."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from qgis.core import Qgis
 from qgis.gui import QgsDockWidget
 from qgis.PyQt.QtCore import Qt
 from qgis.PyQt.QtWidgets import (
+    QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
     QHBoxLayout,
@@ -22,6 +24,10 @@ from loc2vec_engine.errors import Loc2VecError
 from .similar_tool import LEGEND, SimilarPlacesTool
 
 QUANTILE_MIN, QUANTILE_MAX = 500, 999  # slider in per mille: the mask keeps the top 50 % .. 0.1 % of cells
+RADIUS_MAX_M = 100_000.0
+RADIUS_TIP = ("Cells this close to the clicked places are left out of the k places, so that they are similar places "
+              "elsewhere rather than the click's own neighbourhood (which shares most of its map tile). Default: one "
+              "tile of the layer's model, 500 m for the shipped model. 0 = off: the clicked cell comes first.")
 
 
 class SimilarPanel(QgsDockWidget):
@@ -42,6 +48,17 @@ class SimilarPanel(QgsDockWidget):
         self.k_spin.setValue(tool.k)
         self.k_spin.valueChanged.connect(tool.set_k)
         form.addRow("Places to show (k)", self.k_spin)
+        self.radius_spin = QDoubleSpinBox()
+        self.radius_spin.setRange(0.0, RADIUS_MAX_M)
+        self.radius_spin.setDecimals(0)
+        self.radius_spin.setSingleStep(100.0)
+        self.radius_spin.setSuffix(" m")
+        self.radius_spin.setSpecialValueText("0 m (off)")
+        self.radius_spin.setKeyboardTracking(False)  # one query when the number is typed, not one per digit
+        self.radius_spin.setToolTip(RADIUS_TIP)
+        self._show_radius()
+        self.radius_spin.valueChanged.connect(tool.set_exclude_radius)
+        form.addRow("Leave out within", self.radius_spin)
         self.slider = QSlider(Qt.Horizontal)
         self.slider.setRange(QUANTILE_MIN, QUANTILE_MAX)
         self.slider.setValue(900)
@@ -114,9 +131,23 @@ class SimilarPanel(QgsDockWidget):
             return
         best = ", ".join(f"{s:.4f}" for s in tool.result.scores[:3])
         places = len(tool.references)
+        left_out = (f"; {tool.result.n_excluded} cells within {tool.result.exclude_radius_m:g} m left out"
+                    if tool.result.exclude_radius_m > 0 else "")
         self.status.setText(f"{len(tool.result)} places, best cosine {best} "
-                            f"({places} reference place{'s' if places > 1 else ''}).")
+                            f"({places} reference place{'s' if places > 1 else ''}{left_out}).")
+        self._show_radius()
         self._show_quantile(self.slider.value())
+
+    def _show_radius(self) -> None:
+        """The radius the tool leaves out: its own value, else one tile of the layer's model once a query ran."""
+        from loc2vec_engine.search.similar import DEFAULT_TILE_M
+
+        radius = self.tool.exclude_radius_m
+        if radius is None:
+            radius = self.tool.result.exclude_radius_m if self.tool.result is not None else DEFAULT_TILE_M
+        blocked = self.radius_spin.blockSignals(True)  # showing the value is not choosing it
+        self.radius_spin.setValue(float(radius))
+        self.radius_spin.blockSignals(blocked)
 
     def _show_quantile(self, value: int) -> None:
         text = f"top {100 - value / 10:g} % of cells"

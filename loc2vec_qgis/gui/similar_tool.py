@@ -7,13 +7,17 @@ every cell becomes a heat map (a temporary raster, one pixel per cell), the top 
 point layer "similar places". Shift-click adds reference places (their mean embedding is the query),
 Esc clears. A threshold turns the heat map into the "similar mask" layer, which can be saved.
 
+The top k leave out the cells within the exclude radius of the clicked places: by default one tile
+of the layer's model (500 m for the shipped model), whose cells share most of the clicked tile and
+would otherwise fill the top k with the click's own neighbourhood; 0 keeps them. The heat map still
+scores every cell.
+
 Colours go by rank, not absolute cosine: the shipped model's cosines all lie close to 1. The user's
 embeddings layer is only read, never restyled.
 """
 
 from __future__ import annotations
 
-import math
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -22,49 +26,41 @@ from pathlib import Path
 import numpy as np
 from qgis.core import (
     Qgis,
-    QgsColorRampShader,
     QgsCoordinateReferenceSystem,
     QgsCoordinateTransform,
     QgsCsException,
-    QgsFeature,
     QgsFeatureRequest,
-    QgsField,
     QgsFillSymbol,
-    QgsGeometry,
-    QgsGraduatedSymbolRenderer,
-    QgsMarkerSymbol,
-    QgsPalLayerSettings,
     QgsPointXY,
     QgsProject,
     QgsProviderRegistry,
     QgsRasterLayer,
-    QgsRasterShader,
-    QgsRectangle,
-    QgsRendererRange,
-    QgsSingleBandPseudoColorRenderer,
     QgsSingleSymbolRenderer,
-    QgsTextBufferSettings,
-    QgsTextFormat,
     QgsVectorFileWriter,
     QgsVectorLayer,
-    QgsVectorLayerSimpleLabeling,
 )
 from qgis.gui import QgsMapTool
-from qgis.PyQt.QtCore import QVariant, Qt, pyqtSignal
-from qgis.PyQt.QtGui import QColor
+from qgis.PyQt.QtCore import Qt, pyqtSignal
 
 from loc2vec_engine.errors import Loc2VecError
+
+from .similar_layers import (  # noqa: F401  HEAT_RAMP, TOP_RAMP: for the docs' screenshots
+    HEAT_OPACITY,
+    HEAT_RAMP,
+    TOP_RAMP,
+    heat_points_renderer,
+    heat_raster_renderer,
+    label_ranks,
+    points_layer,
+    squares_layer,
+    top_renderer,
+)
 
 RESULT_NAME = "similar places"
 HEAT_NAME = "similarity heatmap"
 MASK_NAME = "similar mask"
 ON_THE_FLY_FRACTION = 0.25  # of the stride: a click this far from the nearest cell is embedded itself
 DEFAULT_K = 10
-# Heat map by rank of similarity: red = least similar, green = most similar (as the .qgz projects colour scores).
-HEAT_RAMP = ((0.0, "#d7191c", "least similar"), (50.0, "#ffffbf", "median"), (90.0, "#a6d96a", "top 10 %"),
-             (100.0, "#1a9641", "most similar"))
-TOP_RAMP = ("#dadaeb", "#3f007d")  # the k best: light to dark purple, stands out on the green heat
-HEAT_OPACITY = 0.7
 LEGEND = ("Large dots: the k most similar cells, numbered by rank, darker purple = higher cosine among them. "
           "Heat map: every cell by its rank of similarity, green = most similar, red = least "
           "(ranks, not absolute cosines, which lie close to 1 for the shipped model).")
@@ -200,17 +196,28 @@ def percentiles(heat: np.ndarray) -> np.ndarray:
     return out
 
 
+def exclusion_text(result, one_tile: bool = False) -> str:
+    """What the top k left out around the clicked places (the message bar says it)."""
+    if result.exclude_radius_m <= 0:
+        return "Nothing left out (exclude radius 0): the click's own neighbourhood counts."
+    why = ", one tile of the model" if one_tile else ""
+    return (f"Left out: the {result.n_excluded} cells within {result.exclude_radius_m:g} m of the click{why} "
+            "(exclude radius; 0 keeps them).")
+
+
 # ---- the map tool ----------------------------------------------------------------------------
 class SimilarPlacesTool(QgsMapTool):
     """Click: the k most similar cells and the heat map; Shift-click: add a place; Esc: clear."""
 
     changed = pyqtSignal()  # after every query and clear (the panel updates its text)
 
-    def __init__(self, canvas, message_bar=None, project: QgsProject | None = None, k: int = DEFAULT_K):
+    def __init__(self, canvas, message_bar=None, project: QgsProject | None = None, k: int = DEFAULT_K,
+                 exclude_radius_m: float | None = None):
         super().__init__(canvas)
         self.bar = message_bar
         self.project = project or QgsProject.instance()
         self.k = k
+        self.exclude_radius_m = exclude_radius_m  # metres left out around the clicks; None: one tile of the model
         self.layer: QgsVectorLayer | None = None
         self._searches: dict = {}
         self.references: list[Reference] = []
@@ -297,23 +304,45 @@ class SimilarPlacesTool(QgsMapTool):
     def set_k(self, k: int) -> None:
         """Show ``k`` places from now on; the current query is redone."""
         self.k = int(k)
+        self._redo()
+
+    def set_exclude_radius(self, radius_m: float | None) -> bool:
+        """Leave out the cells within ``radius_m`` metres of the places (None: one tile, 0: none); redo the query."""
+        if radius_m is not None:
+            from loc2vec_engine.search.similar import check_radius
+
+            try:
+                radius_m = check_radius(radius_m)
+            except Loc2VecError as e:
+                self.message(f"{e.problem}. {e.fix}.", Qgis.Warning)
+                return False
+        self.exclude_radius_m = radius_m
+        return self._redo()
+
+    def _redo(self) -> bool:
         search = self.current_search() if self.references else None
-        if search is not None:
+        if search is None:
+            return False
+        try:
             self._run(search, self.references)
+        except Loc2VecError as e:  # e.g. more places asked for than are left beyond the radius
+            self.message(f"{e.problem}. {e.fix}.", Qgis.Warning)
+            return False
+        return True
 
     # ---- query -> layers -----------------------------------------------------------------------
     def _run(self, search: LayerSearch, refs: list[Reference]) -> None:
         from loc2vec_engine.search.index import unit_rows
-        from loc2vec_engine.search.similar import query_vector, ranked
+        from loc2vec_engine.search.similar import query_vector
 
         es, lonlats = search.es, np.asarray([r.lonlat for r in refs], float)
         k = max(1, min(int(self.k), len(es)))
         if any(r.on_the_fly for r in refs):
             q = unit_rows(np.mean([np.asarray(r.vector, np.float64) for r in refs], axis=0), "the query vector")[0]
-            result, heat = ranked(es, q, k, query_lonlat=lonlats)
+            result, heat = search.search.highlight_vector(q, lonlats, k, self.exclude_radius_m)
         else:  # the engine's own path for clicks on cells: the mean of the cells' embeddings
             q = query_vector(es, [r.row for r in refs])
-            result, heat = search.search.highlight(lonlats, k)
+            result, heat = search.search.highlight(lonlats, k, self.exclude_radius_m)
         self.references, self.query_vector, self.result, self.heat = refs, q, result, heat
         self.mask_threshold = None
         self._remove("mask")
@@ -327,9 +356,9 @@ class SimilarPlacesTool(QgsMapTool):
         if search.grid is not None:
             layer = self._heat_raster(search, pct)
         else:
-            layer = _points_layer(HEAT_NAME, self.layer.crs(), search.es.xy, [("cell", search.es.cell),
-                                                                              ("score", heat), ("percentile", pct)])
-            layer.setRenderer(_heat_points_renderer())
+            layer = points_layer(HEAT_NAME, self.layer.crs(), search.es.xy, [("cell", search.es.cell),
+                                                                             ("score", heat), ("percentile", pct)])
+            layer.setRenderer(heat_points_renderer())
             layer.setOpacity(HEAT_OPACITY)
         self._replace("heat", layer)
 
@@ -352,16 +381,16 @@ class SimilarPlacesTool(QgsMapTool):
         ds = None  # closes the file
         layer = QgsRasterLayer(str(path), HEAT_NAME, "gdal")
         layer.setCrs(self.layer.crs())
-        layer.setRenderer(_heat_raster_renderer(layer))
+        layer.setRenderer(heat_raster_renderer(layer))
         layer.renderer().setOpacity(HEAT_OPACITY)
         return layer
 
     def _show_result(self, search: LayerSearch, result) -> None:
-        layer = _points_layer(RESULT_NAME, self.layer.crs(), search.es.xy[result.indices], [
+        layer = points_layer(RESULT_NAME, self.layer.crs(), search.es.xy[result.indices], [
             ("rank", np.arange(1, len(result) + 1)), ("cell", result.cells), ("score", result.scores),
             ("distance_m", result.distance_m)])
-        layer.setRenderer(_top_renderer(result.scores))
-        _label_ranks(layer)
+        layer.setRenderer(top_renderer(result.scores))
+        label_ranks(layer)
         self._replace("result", layer)
 
     def _summary(self, refs: list[Reference], result) -> str:
@@ -374,7 +403,8 @@ class SimilarPlacesTool(QgsMapTool):
             query = f"the nearest cell ({refs[0].distance_m:.0f} m away; not embedded on the fly: {refs[0].note})"
         else:
             query = "the nearest cell"
-        return f"{len(result)} most similar places, best cosine {best}; query: {query}. {LEGEND}"
+        return (f"{len(result)} most similar places, best cosine {best}; query: {query}. "
+                f"{exclusion_text(result, self.exclude_radius_m is None)} {LEGEND}")
 
     # ---- mask ----------------------------------------------------------------------------------
     def make_mask(self, quantile: float | None = None, threshold: float | None = None) -> QgsVectorLayer | None:
@@ -386,7 +416,7 @@ class SimilarPlacesTool(QgsMapTool):
         if threshold is None:
             threshold = float(np.quantile(self.heat, float(quantile if quantile is not None else 0.9)))
         chosen = np.flatnonzero(self.heat >= threshold)
-        layer = _squares_layer(MASK_NAME, self.layer.crs(), search.es.xy[chosen], search.stride, [
+        layer = squares_layer(MASK_NAME, self.layer.crs(), search.es.xy[chosen], search.stride, [
             ("cell", search.es.cell[chosen]), ("score", self.heat[chosen]),
             ("percentile", percentiles(self.heat)[chosen])])
         symbol = QgsFillSymbol.createSimple({"color": "106,61,154,150", "outline_style": "no"})
@@ -478,116 +508,3 @@ class SimilarPlacesTool(QgsMapTool):
         self.last_message = (text, level)
         if self.bar is not None:
             self.bar.pushMessage("loc2vec", text, level=level, duration=0 if level == Qgis.Critical else 8)
-
-
-# ---- layers and styles -----------------------------------------------------------------------
-_FIELD_TYPES = {"rank": QVariant.Int, "cell": QVariant.LongLong}
-
-
-def _memory_layer(kind: str, name: str, crs, columns) -> QgsVectorLayer:
-    layer = QgsVectorLayer(f"{kind}?crs={crs.authid() or 'EPSG:4326'}", name, "memory")
-    layer.setCrs(crs)  # the full CRS, also when it has no authority id
-    layer.dataProvider().addAttributes([QgsField(n, _FIELD_TYPES.get(n, QVariant.Double)) for n, _ in columns])
-    layer.updateFields()
-    return layer
-
-
-def _fill(layer, geometries, columns) -> QgsVectorLayer:
-    from loc2vec_engine import ATTRIBUTION
-
-    values = [np.asarray(v).tolist() for _, v in columns]
-    fields = layer.fields()
-    feats = []
-    for i, geom in enumerate(geometries):
-        f = QgsFeature(fields)
-        f.setGeometry(geom)
-        f.setAttributes([None if isinstance(v[i], float) and math.isnan(v[i]) else v[i] for v in values])
-        feats.append(f)
-    layer.dataProvider().addFeatures(feats)
-    layer.updateExtents()
-    layer.setAttribution(ATTRIBUTION)
-    return layer
-
-
-def _points_layer(name: str, crs, xy: np.ndarray, columns) -> QgsVectorLayer:
-    layer = _memory_layer("Point", name, crs, columns)
-    return _fill(layer, (QgsGeometry.fromPointXY(QgsPointXY(x, y)) for x, y in xy.tolist()), columns)
-
-
-def _squares_layer(name: str, crs, xy: np.ndarray, size: float, columns) -> QgsVectorLayer:
-    layer = _memory_layer("Polygon", name, crs, columns)
-    h = size / 2
-    return _fill(layer, (QgsGeometry.fromRect(QgsRectangle(x - h, y - h, x + h, y + h)) for x, y in xy.tolist()),
-                 columns)
-
-
-def _top_renderer(scores: np.ndarray) -> QgsGraduatedSymbolRenderer:
-    """Up to five equal score classes between the k scores' min and max, light to dark purple."""
-    lo, hi = float(np.min(scores)), float(np.max(scores))
-    classes = max(1, min(5, len(scores))) if hi - lo > 1e-7 else 1
-    step = (hi - lo) / classes
-    ranges = []
-    for i in range(classes):
-        lower = lo if i == 0 else lo + i * step
-        upper = hi if i == classes - 1 else lo + (i + 1) * step
-        color = _mix(*TOP_RAMP, (i + 1) / classes)
-        symbol = QgsMarkerSymbol.createSimple({"name": "circle", "size": "4.2", "color": color,
-                                               "outline_color": "0,0,0,255", "outline_width": "0.4"})
-        ranges.append(QgsRendererRange(lower - (1e-7 if i == 0 else 0), upper + (1e-7 if i == classes - 1 else 0),
-                                       symbol, f"cosine {lower:.4f} – {upper:.4f}"))
-    return QgsGraduatedSymbolRenderer("score", ranges)
-
-
-def _label_ranks(layer: QgsVectorLayer) -> None:
-    settings = QgsPalLayerSettings()
-    settings.fieldName = "rank"
-    settings.placement = QgsPalLayerSettings.OverPoint
-    fmt = QgsTextFormat()
-    fmt.setSize(7)
-    fmt.setColor(QColor("white"))
-    buffer = QgsTextBufferSettings()
-    buffer.setEnabled(True)
-    buffer.setSize(0.6)
-    buffer.setColor(QColor("#3f007d"))
-    fmt.setBuffer(buffer)
-    settings.setFormat(fmt)
-    layer.setLabeling(QgsVectorLayerSimpleLabeling(settings))
-    layer.setLabelsEnabled(True)
-
-
-def _heat_raster_renderer(layer: QgsRasterLayer) -> QgsSingleBandPseudoColorRenderer:
-    ramp = QgsColorRampShader(0.0, 100.0)
-    ramp.setColorRampType(QgsColorRampShader.Interpolated)
-    ramp.setColorRampItemList([QgsColorRampShader.ColorRampItem(v, QColor(c), label) for v, c, label in HEAT_RAMP])
-    shader = QgsRasterShader(0.0, 100.0)
-    shader.setRasterShaderFunction(ramp)
-    renderer = QgsSingleBandPseudoColorRenderer(layer.dataProvider(), 1, shader)
-    renderer.setClassificationMin(0.0)
-    renderer.setClassificationMax(100.0)
-    return renderer
-
-
-def _heat_points_renderer() -> QgsGraduatedSymbolRenderer:
-    """The heat map as points (cells off a regular grid): ten rank classes along the heat ramp."""
-    ranges = []
-    for i in range(10):
-        color = _ramp_color((i + 0.5) * 10)
-        symbol = QgsMarkerSymbol.createSimple({"name": "square", "size": "2", "color": color, "outline_style": "no"})
-        label = f"similarity rank {i * 10}–{(i + 1) * 10} %"
-        ranges.append(QgsRendererRange(i * 10.0, (i + 1) * 10.0, symbol, label))
-    return QgsGraduatedSymbolRenderer("percentile", ranges)
-
-
-def _ramp_color(value: float) -> str:
-    stops = [(v, c) for v, c, _ in HEAT_RAMP]
-    for (v0, c0), (v1, c1) in zip(stops, stops[1:]):
-        if value <= v1:
-            return _mix(c0, c1, (value - v0) / (v1 - v0))
-    return stops[-1][1]
-
-
-def _mix(a: str, b: str, t: float) -> str:
-    """'r,g,b,255' between hex colours ``a`` (t=0) and ``b`` (t=1)."""
-    ca, cb = QColor(a), QColor(b)
-    rgb = [round(x + (y - x) * t) for x, y in zip(ca.getRgb()[:3], cb.getRgb()[:3])]
-    return ",".join(map(str, rgb)) + ",255"

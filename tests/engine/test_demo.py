@@ -40,3 +40,30 @@ def test_demo_writes_everything(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "OpenStreetMap contributors" in printed and str(outputs["QGIS project"]) in printed
     assert "qgis " in printed and np.isfinite(es.umap).all()
+
+
+def test_the_similar_step_leaves_out_one_tile_around_the_landmark(porto_area, tmp_path, capsys):
+    """The demo's places like Ribeira are elsewhere: none within one tile (500 m), and it says so."""
+    from loc2vec_engine.demo import LANDMARK, _similar
+    from loc2vec_engine.embeddings.embed import embed_area
+    from loc2vec_engine.geo.crs import transformer_from_wgs84
+
+    emb = tmp_path / "porto.gpkg"
+    embed_area("default", porto_area, emb, stride_m=60, device="cpu", progress=lambda f, m: None)
+    es = read_embeddings(emb)
+    name, lon, lat = LANDMARK
+    query = np.asarray(transformer_from_wgs84(es.crs_wkt).transform(lon, lat), float)
+    near = np.linalg.norm(es.xy - query, axis=1) <= 500
+    assert es.meta["tile_size_m"] == 500 and near.any() and (~near).sum() > K_SIMILAR
+    similar_gpkg, _ = _similar(lambda text: print(text), tmp_path, emb)
+    printed = capsys.readouterr().out
+    assert f"left out the {int(near.sum())} cells within 500 m of {name}" in printed
+    assert "--exclude-radius 0 keeps them" in printed
+
+    from osgeo import ogr
+
+    ds = ogr.Open(str(similar_gpkg))  # kept: its layers die with it
+    feats = list(ds.GetLayerByName("similar"))
+    assert len(feats) == K_SIMILAR
+    rows = {c: i for i, c in enumerate(es.cell)}
+    assert not near[[rows[f["cell"]] for f in feats]].any()

@@ -57,7 +57,7 @@ def files(porto_embeddings):
 @pytest.mark.parametrize("place", [BAIXA, RIBEIRA])
 def test_query_cell_is_its_own_best_match(porto_embeddings, place):
     es = porto_embeddings
-    res = similar_at(es, [place], k=10)
+    res = similar_at(es, [place], k=10, exclude_radius_m=0)  # 0: the query's surroundings are searched too
     (cell,) = query_cells(es, [place])
     assert res.indices[0] == cell and res.scores[0] == pytest.approx(1.0, abs=1e-5)
     assert np.all(np.diff(res.scores) <= 0)
@@ -71,7 +71,7 @@ def test_query_cell_is_its_own_best_match(porto_embeddings, place):
 def test_distances_are_ground_metres_from_the_query(porto_embeddings):
     from pyproj import Geod
 
-    res = similar_at(porto_embeddings, [BAIXA], k=25)
+    res = similar_at(porto_embeddings, [BAIXA], k=25, exclude_radius_m=0)
     _, _, d = Geod(ellps="WGS84").inv(res.lonlat[:, 0], res.lonlat[:, 1], np.full(25, BAIXA[0]),
                                       np.full(25, BAIXA[1]))
     np.testing.assert_allclose(res.distance_m, d, rtol=1e-9)
@@ -84,7 +84,7 @@ def test_mean_of_several_places(porto_embeddings):
     q = query_vector(es, cells)
     expected = es.vectors[cells].sum(axis=0)
     np.testing.assert_allclose(q, expected / np.linalg.norm(expected), atol=1e-6)
-    res = similar_at(es, [BAIXA, RIBEIRA], k=5)
+    res = similar_at(es, [BAIXA, RIBEIRA], k=5, exclude_radius_m=0)
     np.testing.assert_allclose(res.scores, es.vectors[res.indices] @ q, atol=1e-6)
     # The mean query is less like either reference than each is like itself, and distances go to the nearer.
     assert res.scores[0] < 1.0 - 1e-4
@@ -95,18 +95,86 @@ def test_mean_of_several_places(porto_embeddings):
 def test_similarity_all_is_the_heat_map_of_the_click(porto_embeddings):
     es = porto_embeddings
     search = PlaceSearch(es)
-    res, heat = search.highlight([BAIXA], k=10)
+    res, heat = search.highlight([BAIXA], k=10, exclude_radius_m=0)
     (cell,) = query_cells(es, [BAIXA])
     np.testing.assert_allclose(heat, similarity_all(es, es.vectors[cell]), atol=1e-6)
     assert heat.shape == (len(es),) and heat[cell] == pytest.approx(1.0, abs=1e-5)
     np.testing.assert_allclose(res.scores, np.sort(heat)[::-1][:10], atol=1e-6)
-    np.testing.assert_allclose(search.top([BAIXA], k=10).scores, res.scores, atol=1e-6)
+    np.testing.assert_allclose(search.top([BAIXA], k=10, exclude_radius_m=0).scores, res.scores, atol=1e-6)
+    # By default the heat map still scores every cell, the left-out neighbourhood too.
+    res_default, heat_default = search.highlight([BAIXA], k=10)
+    assert np.array_equal(heat_default, heat) and res_default.cells[0] != es.cell[cell]
 
 
 def test_exclude_radius_leaves_out_the_neighbourhood(porto_embeddings):
     res = similar_at(porto_embeddings, [BAIXA], k=10, exclude_radius_m=150)
     assert res.distance_m.min() > 140  # planar radius in UTM vs geodesic distance: within a metre
-    assert res.scores[0] < 1.0
+    assert res.scores[0] < 1.0 and res.exclude_radius_m == 150
+
+
+def _planar_m(es, rows, lonlat):
+    """Metres in the set's CRS from cells ``rows`` to ``lonlat``: what the exclusion measures."""
+    from loc2vec_engine.geo.crs import transformer_from_wgs84
+
+    q = np.asarray(transformer_from_wgs84(es.crs_wkt).transform(*lonlat), float)
+    return np.linalg.norm(es.xy[rows] - q, axis=1)
+
+
+def test_by_default_the_query_tile_is_left_out(porto_embeddings):
+    """Similar places elsewhere: nothing within one tile (the model's 500 m) of the query comes back."""
+    es = porto_embeddings
+    (cell,) = query_cells(es, [BAIXA])
+    d = _planar_m(es, np.arange(len(es)), BAIXA)
+    assert (d <= 500).sum() >= 100 and (d > 500).sum() >= 100  # the area holds both sides of the radius
+    search = PlaceSearch(es)
+    for res in (similar_at(es, [BAIXA], k=10), search.highlight([BAIXA], k=10)[0], search.top([BAIXA], k=10)):
+        assert res.exclude_radius_m == 500.0 and res.n_excluded == int((d <= 500).sum())
+        assert _planar_m(es, res.indices, BAIXA).min() > 500
+        assert cell not in res.indices and res.scores[0] < 1.0 - 1e-4
+        # ... and they are the best cells beyond the radius: nothing farther out beats the 10th.
+        beyond = np.flatnonzero(d > 500)
+        cosines = es.vectors[beyond] @ es.vectors[cell]
+        np.testing.assert_allclose(res.scores, np.sort(cosines)[::-1][:10], atol=1e-6)
+    kept = similar_at(es, [BAIXA], k=10, exclude_radius_m=0)
+    assert kept.indices[0] == cell and kept.scores[0] == pytest.approx(1.0, abs=1e-5)
+    assert kept.exclude_radius_m == 0 and kept.n_excluded == 0
+    assert _planar_m(es, kept.indices, BAIXA).max() <= 500  # without the exclusion: its own neighbourhood
+
+
+def test_one_tile_is_the_tile_size_of_the_model_that_made_the_embeddings(porto_embeddings, tmp_path):
+    from loc2vec_engine.search import DEFAULT_TILE_M, one_tile_m
+
+    es = porto_embeddings
+    base = {k: v for k, v in es.meta.items() if k != "tile_size_m"}
+    cases = {"small_tiles": ({**base, "tile_size_m": 250.0}, 250.0),
+             "onnx_meta_only": ({**base, "model": {"tile_size_px": 64, "metres_per_px": 3.0}}, 192.0),
+             "unrecorded": (base, DEFAULT_TILE_M)}
+    nearest = {}
+    for name, (meta, tile) in cases.items():
+        other = read_embeddings(write_embeddings(tmp_path / f"{name}.gpkg", es.xy, es.vectors, es.crs_wkt, meta,
+                                                 cell=es.cell))
+        assert one_tile_m(other) == tile, name
+        res = similar_at(other, [BAIXA], k=10)
+        nearest[name] = _planar_m(other, res.indices, BAIXA).min()
+        assert res.exclude_radius_m == tile and nearest[name] > tile, name
+    assert DEFAULT_TILE_M == 500.0 and nearest["small_tiles"] < 500  # 250 m tiles: hits come closer than 500 m
+
+
+def test_explicit_radius_overrides_the_default(porto_embeddings):
+    es = porto_embeddings
+    res = similar_at(es, [BAIXA], k=10, exclude_radius_m=300.0)
+    d = _planar_m(es, res.indices, BAIXA)
+    assert res.exclude_radius_m == 300 and d.min() > 300 and d.min() < 500
+
+
+@pytest.mark.parametrize("bad", [-1.0, float("nan"), float("inf"), "wide"])
+def test_a_bad_radius_is_one_clear_error(porto_embeddings, bad):
+    search = PlaceSearch(porto_embeddings)
+    for call in (lambda: similar_at(porto_embeddings, [BAIXA], 10, exclude_radius_m=bad),
+                 lambda: search.highlight([BAIXA], 10, exclude_radius_m=bad)):
+        with pytest.raises(Loc2VecError, match="exclude radius must be 0 or more metres") as e:
+            call()
+        assert "--exclude-radius 0" in e.value.fix
 
 
 def test_index_agrees_with_exact_search_on_real_embeddings(porto_embeddings):
@@ -152,6 +220,21 @@ def test_cross_file_search_needs_the_same_model(files):
         similar_across(west, other, [place], k=10)
 
 
+def test_in_another_file_only_its_cells_near_the_query_are_left_out(files, tmp_path):
+    """The neighbouring half: its cells within a tile of the query are left out. Another city: none are."""
+    west, east = (read_embeddings(files[n]) for n in ("west", "east"))
+    place = tuple(west.lonlat()[len(west) // 2])  # in the middle of the west half, near the east half
+    near = _planar_m(east, np.arange(len(east)), place) <= 500
+    assert near.any()
+    res = similar_at(west, [place], k=10, target=east)
+    assert res.n_excluded == int(near.sum()) and _planar_m(east, res.indices, place).min() > 500
+    far = read_embeddings(write_embeddings(tmp_path / "far.gpkg", east.xy + [60_000.0, 0.0], east.vectors,
+                                           east.crs_wkt, east.meta, cell=east.cell))  # 60 km east: another city
+    res = similar_at(west, [place], k=10, target=far)
+    assert res.n_excluded == 0 and res.exclude_radius_m == 500
+    assert np.array_equal(res.cells, similar_at(west, [place], k=10, target=far, exclude_radius_m=0).cells)
+
+
 # ---- the command line -----------------------------------------------------------------------
 def _run(capsys, *argv):
     rc = main([str(a) for a in argv])
@@ -167,10 +250,12 @@ def test_cli_prints_the_table_and_writes_the_layer(files, tmp_path, capsys):
     from osgeo import ogr, osr
 
     out = tmp_path / "similar.gpkg"
-    rc, text, err = _run(capsys, "similar", files["porto"], "--at", _at(BAIXA), "--k", 7, "--out", out)
+    rc, text, err = _run(capsys, "similar", files["porto"], "--at", _at(BAIXA), "--k", 7, "--out", out,
+                         "--exclude-radius", 0)  # 0: the query cell comes back first, a sanity check
     assert rc == 0, err
     rows = [line.split() for line in text.splitlines() if line.strip()[:1].isdigit()]
     assert len(rows) == 7 and rows[0][:2] == ["1", "1.000000"]
+    assert "every cell searched" in text
     assert ATTRIBUTION in text
     ds = ogr.Open(str(out))
     lyr = ds.GetLayerByName("similar")
@@ -197,6 +282,43 @@ def test_cli_several_places_and_another_file(files, tmp_path, capsys):
 
 def _table(text):
     return [line.split() for line in text.splitlines() if line.strip()[:1].isdigit()]
+
+
+def _distance_m(row):
+    """The printed distance column ('1,234 m' or '12.3 km') in metres."""
+    value, unit = row[-2:]
+    return float(value.replace(",", "")) * (1000 if unit == "km" else 1)
+
+
+def test_cli_leaves_out_one_tile_by_default(files, tmp_path, capsys):
+    from osgeo import ogr
+
+    es = read_embeddings(files["porto"])
+    n_near = int((_planar_m(es, np.arange(len(es)), BAIXA) <= 500).sum())
+    out = tmp_path / "similar.gpkg"
+    rc, text, err = _run(capsys, "similar", files["porto"], "--at", _at(BAIXA), "--k", 10, "--out", out)
+    assert rc == 0, err
+    assert f"left out the {n_near:,} cells within 500 m of the query (one tile of the model, the default" in text
+    rows = _table(text)
+    assert len(rows) == 10 and float(rows[0][1]) < 0.9999
+    assert min(_distance_m(r) for r in rows) > 500 * 0.99  # printed geodesic metres vs the planar radius
+    ds = ogr.Open(str(out))  # kept: its layers die with it
+    lyr = ds.GetLayerByName("similar")
+    assert lyr.GetMetadataItem("exclude_radius_m") == "500"
+    assert min(f["distance_m"] for f in lyr) > 500 * 0.99
+    rc, text, err = _run(capsys, "similar", files["porto"], "--at", _at(BAIXA), "--k", 10,
+                         "--exclude-radius", 200)
+    assert rc == 0 and "within 200 m of the query (--exclude-radius;" in text
+    assert 200 * 0.99 < min(_distance_m(r) for r in _table(text)) < 500
+    rc, text, err = _run(capsys, "similar", files["porto"], "--at", _at(BAIXA), "--k", 3, "--exclude-radius", 0)
+    assert rc == 0 and _table(text)[0][1] == "1.000000"
+
+
+def test_cli_help_says_one_tile_and_0_is_off(capsys):
+    with pytest.raises(SystemExit):
+        main(["similar", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "default: one tile" in text and "500 m for the shipped model" in text and "0 = off" in text
 
 
 def test_cli_index_is_built_once_kept_and_rebuilt_when_the_file_changes(porto_embeddings, tmp_path, capsys):
@@ -356,6 +478,7 @@ def _no_model_gpkg(path, files):
     ("bad_point", "is not LON,LAT"),
     ("off_globe", "not a point on the globe"),
     ("negative_radius", "exclude radius"),
+    ("nan_radius", "exclude radius must be 0 or more metres"),
     ("out_is_input", "is an input file"),
 ])
 def test_bad_input_is_one_clear_error(case, expected, files, tmp_path, out_dir, capsys):
@@ -389,6 +512,8 @@ def test_bad_input_is_one_clear_error(case, expected, files, tmp_path, out_dir, 
         at = "41.146,-8.611e3"
     elif case == "negative_radius":
         extra = ["--exclude-radius", -5]
+    elif case == "nan_radius":
+        extra = ["--exclude-radius", "nan"]
     elif case == "out_is_input":
         out = files["porto"]
     before = files["porto"].stat().st_mtime_ns

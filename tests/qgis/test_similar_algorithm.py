@@ -79,8 +79,9 @@ def test_a_point_gives_the_engines_k_cells_styled_by_score(loc2vec_plugin, emb_p
     lon, lat = point_at(es)
     out = tmp_path / "similar.gpkg"
     result = processing.runAndLoadResults(ALG, {"INPUT": str(emb_path), "POINT": f"{lon},{lat} [EPSG:4326]",
-                                                "K": 10, "OUTPUT": str(out)}, feedback=QgsProcessingFeedback())
-    expected = similar_at(es, [(lon, lat)], 10)
+                                                "K": 10, "EXCLUDE_RADIUS": 0, "OUTPUT": str(out)},
+                                          feedback=QgsProcessingFeedback())  # 0: the place itself comes first
+    expected = similar_at(es, [(lon, lat)], 10, exclude_radius_m=0)
     got = hits(out)
     assert [h["rank"] for h in got] == list(range(1, 11))
     assert [h["cell"] for h in got] == expected.cells.tolist()
@@ -132,6 +133,40 @@ def test_point_in_another_crs_and_selected_reference_places(loc2vec_plugin, emb_
     got = hits(tmp_path / "b.gpkg")
     assert [h["cell"] for h in got] == expected.cells.tolist()
     assert min(h["distance_m"] for h in got) > 150 * 0.99  # nothing inside the exclude radius
+
+
+def _planar_m(es, rows, lonlat):
+    from loc2vec_engine.geo.crs import transformer_from_wgs84
+
+    q = np.asarray(transformer_from_wgs84(es.crs_wkt).transform(*lonlat), float)
+    return np.linalg.norm(es.xy[rows] - q, axis=1)
+
+
+def test_by_default_one_tile_around_the_place_is_left_out(loc2vec_plugin, emb_path, es, tmp_path):
+    from qgis.core import QgsApplication, QgsProcessingParameterDefinition
+
+    alg = QgsApplication.processingRegistry().algorithmById(ALG)
+    param = alg.parameterDefinition("EXCLUDE_RADIUS")
+    assert param.defaultValue() == 500.0 and param.minimum() == 0.0  # one tile of the shipped model
+    assert param.flags() & QgsProcessingParameterDefinition.FlagAdvanced
+    assert "default: one tile" in param.description() and "0 = off" in param.description()
+    assert es.meta["tile_size_m"] == 500.0
+    lon, lat = point_at(es)
+    near = _planar_m(es, np.arange(len(es)), (lon, lat)) <= 500
+    feedback = QgsProcessingFeedback()
+    runs = {}
+    for name, extra in {"dialog": {"EXCLUDE_RADIUS": 500.0}, "script": {}, "off": {"EXCLUDE_RADIUS": 0}}.items():
+        out = tmp_path / f"{name}.gpkg"
+        processing.run(ALG, {"INPUT": str(emb_path), "POINT": f"{lon},{lat} [EPSG:4326]", "K": 10, **extra,
+                             "OUTPUT": str(out)}, feedback=feedback)
+        runs[name] = [h["cell"] for h in hits(out)]
+    expected = similar_at(es, [(lon, lat)], 10)  # the engine's default: one tile of the embeddings' model
+    assert runs["dialog"] == runs["script"] == expected.cells.tolist()
+    rows = {c: i for i, c in enumerate(es.cell)}
+    assert _planar_m(es, [rows[c] for c in runs["script"]], (lon, lat)).min() > 500
+    assert not set(runs["script"]) & set(es.cell[near].tolist())
+    assert runs["off"][0] == es.cell[ROW]  # 0 = off: the place's own cell at rank 1
+    assert f"Left out the {int(near.sum())} cells within 500 m" in feedback.textLog()
 
 
 def test_search_in_another_file_of_the_same_model(loc2vec_plugin, emb_path, other_path, es, tmp_path):

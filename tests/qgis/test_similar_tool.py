@@ -27,7 +27,7 @@ from qgis.PyQt.QtGui import QKeyEvent
 from loc2vec_engine.embeddings import read_embeddings, update_columns
 from loc2vec_engine.embeddings.embed import embed_area, embed_points
 from loc2vec_engine.geo.crs import transformer_to_wgs84
-from loc2vec_engine.search.similar import PlaceSearch, query_vector, similar, similar_at
+from loc2vec_engine.search.similar import PlaceSearch, cells_within, query_vector, similar, similar_at
 from loc2vec_qgis.gui.similar_panel import SimilarPanel
 from loc2vec_qgis.gui.similar_tool import HEAT_NAME, MASK_NAME, RESULT_NAME, SimilarPlacesTool, percentiles
 
@@ -125,13 +125,22 @@ def messages(qgis_iface, level):
     return qgis_iface.messageBar().get_messages(level)
 
 
+def planar_m(es, lonlat, rows=None):
+    """Metres in the layer's CRS from cells ``rows`` (default all) to ``lonlat``: what the exclusion measures."""
+    from loc2vec_engine.geo.crs import transformer_from_wgs84
+
+    q = np.asarray(transformer_from_wgs84(es.crs_wkt).transform(*lonlat), float)
+    return np.linalg.norm(es.xy[slice(None) if rows is None else rows] - q, axis=1)
+
+
 # ---- click -> the engine's k cells -------------------------------------------------------------------
 def test_click_highlights_exactly_the_engines_k_cells(tool, canvas, es, qgis_iface):
     row = len(es) // 3
     clicked = click(canvas, tool, es.lonlat()[row])
     result, heat = PlaceSearch(es).highlight([clicked], 10)
     assert tool.highlighted_cells() == result.cells.tolist() == similar_at(es, [clicked], 10).cells.tolist()
-    assert result.cells[0] == es.cell[row]  # the clicked cell itself is the best match
+    assert es.cell[row] not in result.cells  # similar places elsewhere: the clicked tile is left out
+    assert heat[row] == heat.max()  # ... though the heat map still scores it
     hits = tool.layer_of("result")
     assert hits.name() == RESULT_NAME and hits.featureCount() == 10
     assert hits.fields().names() == ["rank", "cell", "score", "distance_m"]
@@ -144,6 +153,48 @@ def test_click_highlights_exactly_the_engines_k_cells(tool, canvas, es, qgis_ifa
     info = messages(qgis_iface, Qgis.Info)[-1]
     assert f"{result.scores[0]:.4f}" in info and "nearest cell" in info and "rank" in info
     assert tool_layer_names() == {RESULT_NAME, HEAT_NAME}
+
+
+def test_by_default_one_tile_around_the_click_is_left_out(tool, canvas, es, qgis_iface):
+    assert es.meta["tile_size_m"] == 500.0 and tool.exclude_radius_m is None
+    clicked = click(canvas, tool, es.lonlat()[len(es) // 3])
+    near = planar_m(es, clicked) <= 500
+    assert near.sum() >= 20 and (~near).sum() >= 20
+    rows = {c: i for i, c in enumerate(es.cell)}
+    shown = [rows[c] for c in tool.highlighted_cells()]
+    assert len(shown) == 10 and planar_m(es, clicked, shown).min() > 500
+    assert tool.result.exclude_radius_m == 500 and tool.result.n_excluded == int(near.sum())
+    # ... and they are the best cells beyond the radius.
+    beyond = np.flatnonzero(~near)
+    best = beyond[np.argsort(-tool.heat[beyond], kind="stable")[:10]]
+    assert np.allclose(np.sort(tool.heat[shown]), np.sort(tool.heat[best]))
+    info = messages(qgis_iface, Qgis.Info)[-1]
+    assert f"Left out: the {int(near.sum())} cells within 500 m of the click, one tile of the model" in info
+
+
+def test_the_panels_exclude_radius_redoes_the_query(tool, canvas, es, qgis_iface):
+    row = len(es) // 3
+    panel = SimilarPanel(tool)
+    assert panel.radius_spin.value() == 500 and tool.exclude_radius_m is None  # one tile, before any click
+    assert "one tile" in panel.radius_spin.toolTip() and "0 = off" in panel.radius_spin.toolTip()
+    clicked = click(canvas, tool, es.lonlat()[row])
+    assert "cells within 500 m left out" in panel.status.text()
+    panel.radius_spin.setValue(0)  # off: the clicked cell itself is the best match
+    assert tool.exclude_radius_m == 0 and tool.highlighted_cells()[0] == es.cell[row]
+    assert tool.result.scores[0] == pytest.approx(1.0, abs=1e-5)
+    assert "Nothing left out" in messages(qgis_iface, Qgis.Info)[-1] and "left out" not in panel.status.text()
+    panel.radius_spin.setValue(200)
+    expected = PlaceSearch(es).highlight([clicked], 10, exclude_radius_m=200)[0]
+    assert tool.highlighted_cells() == expected.cells.tolist()
+    rows = {c: i for i, c in enumerate(es.cell)}
+    assert planar_m(es, clicked, [rows[c] for c in tool.highlighted_cells()]).min() > 200
+    assert "cells within 200 m left out" in panel.status.text()
+    # A bad radius or more places than are left beyond it: a message, the last result kept.
+    assert not tool.set_exclude_radius(float("nan")) and tool.exclude_radius_m == 200
+    assert "exclude radius must be 0 or more metres" in messages(qgis_iface, Qgis.Warning)[-1]
+    tool.set_k(len(es))
+    assert "left after leaving out" in messages(qgis_iface, Qgis.Warning)[-1]
+    assert tool.highlighted_cells() == expected.cells.tolist()
 
 
 def test_k_from_the_panel_redoes_the_query(tool, canvas, es):
@@ -213,8 +264,10 @@ def test_between_cells_the_point_is_embedded_on_the_fly(tool, canvas, es, qgis_i
     assert ref.on_the_fly and ref.distance_m > es.meta["stride_m"] / 4
     vector = embed_points(es.meta["model_path"], es.meta["area_path"], [clicked], device="cpu")[1][0]
     assert np.allclose(tool.query_vector, vector, atol=1e-5)
-    # The engine's search for the tool's query vector (the same scoring path: the same cells, in order).
-    assert tool.highlighted_cells() == similar(es, tool.query_vector, 10).cells.tolist()
+    # The engine's search for the tool's query vector (the same scoring path: the same cells, in order),
+    # leaving out one tile around the click as for a click on a cell.
+    near = cells_within(es, [clicked], 500.0)
+    assert tool.highlighted_cells() == similar(es, tool.query_vector, 10, exclude=near).cells.tolist()
     assert "embedded on the fly" in messages(qgis_iface, Qgis.Info)[-1]
 
 
@@ -251,8 +304,8 @@ def test_heatmap_covers_every_cell_coloured_by_rank(tool, canvas, es):
     values = image[image >= 0]
     assert len(values) == len(es)  # one pixel per cell, the rest no data
     assert np.allclose(np.sort(values), np.sort(percentiles(heat)))
-    best = tool.result.indices[0]
-    col, row = tool.current_search().grid.cols[best], tool.current_search().grid.rows[best]
+    clicked_row = tool.references[0].row  # the most similar cell to itself (left out of the top k only)
+    col, row = tool.current_search().grid.cols[clicked_row], tool.current_search().grid.rows[clicked_row]
     assert image[row, col] == pytest.approx(100.0)
 
 
@@ -267,7 +320,7 @@ def test_cells_off_a_grid_get_a_point_heatmap(canvas, tmp_path):
     v = rng.normal(size=(40, 16)).astype("f4")
     path = write_embeddings(tmp_path / "points.gpkg", xy, v / np.linalg.norm(v, axis=1, keepdims=True),
                             CRS(32629).to_wkt(), {"model_sha256": "x", "stride_m": 60})
-    t = SimilarPlacesTool(canvas, k=5)
+    t = SimilarPlacesTool(canvas, k=5, exclude_radius_m=0)  # 0: all 40 points lie within a tile of each other
     t.set_layer(_layer(path, "points"))
     try:
         lon, lat = transformer_to_wgs84(CRS(32629).to_wkt()).transform(*xy[7])

@@ -1,0 +1,151 @@
+"""The temporary layers of the "Find similar places" map tool and their styles (memory layers, renderers).
+
+Kept apart from the tool itself: these only turn arrays into styled QGIS layers and know nothing of
+clicks or queries.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from qgis.core import (
+    QgsColorRampShader,
+    QgsFeature,
+    QgsField,
+    QgsGeometry,
+    QgsGraduatedSymbolRenderer,
+    QgsMarkerSymbol,
+    QgsPalLayerSettings,
+    QgsPointXY,
+    QgsRasterLayer,
+    QgsRasterShader,
+    QgsRectangle,
+    QgsRendererRange,
+    QgsSingleBandPseudoColorRenderer,
+    QgsTextBufferSettings,
+    QgsTextFormat,
+    QgsVectorLayer,
+    QgsVectorLayerSimpleLabeling,
+)
+from qgis.PyQt.QtCore import QVariant
+from qgis.PyQt.QtGui import QColor
+
+# Heat map by rank of similarity: red = least similar, green = most similar (as the .qgz projects colour scores).
+HEAT_RAMP = ((0.0, "#d7191c", "least similar"), (50.0, "#ffffbf", "median"), (90.0, "#a6d96a", "top 10 %"),
+             (100.0, "#1a9641", "most similar"))
+TOP_RAMP = ("#dadaeb", "#3f007d")  # the k best: light to dark purple, stands out on the green heat
+HEAT_OPACITY = 0.7
+
+
+# ---- layers and styles -----------------------------------------------------------------------
+_FIELD_TYPES = {"rank": QVariant.Int, "cell": QVariant.LongLong}
+
+
+def memory_layer(kind: str, name: str, crs, columns) -> QgsVectorLayer:
+    layer = QgsVectorLayer(f"{kind}?crs={crs.authid() or 'EPSG:4326'}", name, "memory")
+    layer.setCrs(crs)  # the full CRS, also when it has no authority id
+    layer.dataProvider().addAttributes([QgsField(n, _FIELD_TYPES.get(n, QVariant.Double)) for n, _ in columns])
+    layer.updateFields()
+    return layer
+
+
+def fill(layer, geometries, columns) -> QgsVectorLayer:
+    from loc2vec_engine import ATTRIBUTION
+
+    values = [np.asarray(v).tolist() for _, v in columns]
+    fields = layer.fields()
+    feats = []
+    for i, geom in enumerate(geometries):
+        f = QgsFeature(fields)
+        f.setGeometry(geom)
+        f.setAttributes([None if isinstance(v[i], float) and math.isnan(v[i]) else v[i] for v in values])
+        feats.append(f)
+    layer.dataProvider().addFeatures(feats)
+    layer.updateExtents()
+    layer.setAttribution(ATTRIBUTION)
+    return layer
+
+
+def points_layer(name: str, crs, xy: np.ndarray, columns) -> QgsVectorLayer:
+    layer = memory_layer("Point", name, crs, columns)
+    return fill(layer, (QgsGeometry.fromPointXY(QgsPointXY(x, y)) for x, y in xy.tolist()), columns)
+
+
+def squares_layer(name: str, crs, xy: np.ndarray, size: float, columns) -> QgsVectorLayer:
+    layer = memory_layer("Polygon", name, crs, columns)
+    h = size / 2
+    return fill(layer, (QgsGeometry.fromRect(QgsRectangle(x - h, y - h, x + h, y + h)) for x, y in xy.tolist()),
+                 columns)
+
+
+def top_renderer(scores: np.ndarray) -> QgsGraduatedSymbolRenderer:
+    """Up to five equal score classes between the k scores' min and max, light to dark purple."""
+    lo, hi = float(np.min(scores)), float(np.max(scores))
+    classes = max(1, min(5, len(scores))) if hi - lo > 1e-7 else 1
+    step = (hi - lo) / classes
+    ranges = []
+    for i in range(classes):
+        lower = lo if i == 0 else lo + i * step
+        upper = hi if i == classes - 1 else lo + (i + 1) * step
+        color = mix(*TOP_RAMP, (i + 1) / classes)
+        symbol = QgsMarkerSymbol.createSimple({"name": "circle", "size": "4.2", "color": color,
+                                               "outline_color": "0,0,0,255", "outline_width": "0.4"})
+        ranges.append(QgsRendererRange(lower - (1e-7 if i == 0 else 0), upper + (1e-7 if i == classes - 1 else 0),
+                                       symbol, f"cosine {lower:.4f} – {upper:.4f}"))
+    return QgsGraduatedSymbolRenderer("score", ranges)
+
+
+def label_ranks(layer: QgsVectorLayer) -> None:
+    settings = QgsPalLayerSettings()
+    settings.fieldName = "rank"
+    settings.placement = QgsPalLayerSettings.OverPoint
+    fmt = QgsTextFormat()
+    fmt.setSize(7)
+    fmt.setColor(QColor("white"))
+    buffer = QgsTextBufferSettings()
+    buffer.setEnabled(True)
+    buffer.setSize(0.6)
+    buffer.setColor(QColor("#3f007d"))
+    fmt.setBuffer(buffer)
+    settings.setFormat(fmt)
+    layer.setLabeling(QgsVectorLayerSimpleLabeling(settings))
+    layer.setLabelsEnabled(True)
+
+
+def heat_raster_renderer(layer: QgsRasterLayer) -> QgsSingleBandPseudoColorRenderer:
+    ramp = QgsColorRampShader(0.0, 100.0)
+    ramp.setColorRampType(QgsColorRampShader.Interpolated)
+    ramp.setColorRampItemList([QgsColorRampShader.ColorRampItem(v, QColor(c), label) for v, c, label in HEAT_RAMP])
+    shader = QgsRasterShader(0.0, 100.0)
+    shader.setRasterShaderFunction(ramp)
+    renderer = QgsSingleBandPseudoColorRenderer(layer.dataProvider(), 1, shader)
+    renderer.setClassificationMin(0.0)
+    renderer.setClassificationMax(100.0)
+    return renderer
+
+
+def heat_points_renderer() -> QgsGraduatedSymbolRenderer:
+    """The heat map as points (cells off a regular grid): ten rank classes along the heat ramp."""
+    ranges = []
+    for i in range(10):
+        color = ramp_color((i + 0.5) * 10)
+        symbol = QgsMarkerSymbol.createSimple({"name": "square", "size": "2", "color": color, "outline_style": "no"})
+        label = f"similarity rank {i * 10}–{(i + 1) * 10} %"
+        ranges.append(QgsRendererRange(i * 10.0, (i + 1) * 10.0, symbol, label))
+    return QgsGraduatedSymbolRenderer("percentile", ranges)
+
+
+def ramp_color(value: float) -> str:
+    stops = [(v, c) for v, c, _ in HEAT_RAMP]
+    for (v0, c0), (v1, c1) in zip(stops, stops[1:]):
+        if value <= v1:
+            return mix(c0, c1, (value - v0) / (v1 - v0))
+    return stops[-1][1]
+
+
+def mix(a: str, b: str, t: float) -> str:
+    """'r,g,b,255' between hex colours ``a`` (t=0) and ``b`` (t=1)."""
+    ca, cb = QColor(a), QColor(b)
+    rgb = [round(x + (y - x) * t) for x, y in zip(ca.getRgb()[:3], cb.getRgb()[:3])]
+    return ",".join(map(str, rgb)) + ",255"
