@@ -119,11 +119,19 @@ def cmd_train(args) -> None:
 
 def cmd_export(args) -> None:
     from .atomic import check_writable
+    from .raster.area import AreaRaster
     from .training.export import export_run
 
     check_writable(args.out)  # before loading torch and the checkpoint
-    out = export_run(args.run, args.out, which=args.checkpoint)
-    print(f"wrote {out}")
+    if args.composition_areas and not args.hybrid_share:
+        raise Loc2VecError("--composition-areas is given without --hybrid-share",
+                           "add --hybrid-share 0.5 to export a hybrid model, or leave --composition-areas out")
+    for path in args.composition_areas or []:
+        AreaRaster.open(path)  # header only: a missing or wrong file fails before torch loads
+    out = export_run(args.run, args.out, which=args.checkpoint, hybrid_share=args.hybrid_share,
+                     composition_areas=args.composition_areas)
+    print(f"wrote {out}" + (f" (hybrid: learned part ⊕ composition, share {args.hybrid_share:g})"
+                            if args.hybrid_share else ""))
 
 
 def cmd_demo(args) -> None:
@@ -208,7 +216,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--patience", type=int, default=10, help="validations without improvement before stopping")
     t.add_argument("--positive-m", type=float, nargs=2, default=(100.0, 200.0), metavar=("MIN", "MAX"))
     t.add_argument("--negative-min-m", type=float, default=2000.0)
-    t.add_argument("--negative-mode", default="far", choices=["far", "landuse"])
+    t.add_argument("--negative-mode", default="far", choices=["far", "landuse", "similar"],
+                   help="far: any place >= --negative-min-m away; landuse: of 16 such, the most different "
+                        "composition; similar: the closest composition (hard negatives)")
     t.add_argument("--built-up-weight", type=float, default=0.0, help="0..1: draw anchors towards built-up land")
     t.add_argument("--balance-areas", action="store_true", help="draw equally from each area raster")
     t.add_argument("--spec", default="default", help="channel spec the areas were made with")
@@ -221,6 +231,11 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("run", help="run folder or checkpoint file")
     e.add_argument("--out", required=True, help="output .onnx")
     e.add_argument("--checkpoint", default="best", choices=["best", "last"])
+    e.add_argument("--hybrid-share", type=float, default=None, metavar="A",
+                   help="export the hybrid model: the learned embedding joined with the tile's standardised "
+                        "multi-scale composition, A = the composition's share of the similarity (0 < A < 1)")
+    e.add_argument("--composition-areas", nargs="+", metavar="AREA.tif",
+                   help="areas whose tiles give the composition statistics (default: the run's training areas)")
     e.set_defaults(func=cmd_export)
 
     d = sub.add_parser("demo", help="the main job on bundled data, no network")

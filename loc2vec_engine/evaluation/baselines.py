@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..encoders.composition import WINDOWS as MULTISCALE  # centred window sides, shares of the tile side
+from ..encoders.composition import centred_window, multiscale_fractions  # noqa: F401 (re-exported)
 from ..errors import Loc2VecError
 
 BATCH = 256
@@ -36,36 +38,11 @@ class FractionsFeatures:
         return self.baseline.embed(self._fractions(tiles))
 
 
-MULTISCALE = (0.3, 0.6, 1.0)  # centred window sides, as shares of the tile side
 RANDOM_CONV_FEATURES = 256
 RANDOM_CONV_SIZES = (3, 5, 7)
 RANDOM_CONV_PX = 32  # tiles are block-averaged down to about this many pixels before the filters
 RANDOM_CONV_STRIDE = 2  # filters applied at every 2nd working pixel: a quarter of the work, the same mean
 RANDOM_CONV_BATCH = 64
-
-
-def centred_window(size: int, share: float) -> slice:
-    """The centred pixel range covering ``share`` of a side of ``size`` px (same parity, so exactly centred)."""
-    margin = int(round(size * (1.0 - share) / 2.0))
-    margin = min(max(margin, 0), (size - 1) // 2)
-    return slice(margin, size - margin)
-
-
-def multiscale_fractions(tiles, shares=MULTISCALE) -> np.ndarray:
-    """(N, C, S, S) uint8 tiles -> (N, C * len(shares)) mean intensity in [0, 1] per channel and window.
-
-    Columns: every channel of the first (smallest) window, then of the next, ...
-    """
-    from ..training.baselines import channel_fractions
-
-    x = np.asarray(tiles)
-    if x.ndim != 4 or x.shape[2] != x.shape[3]:
-        raise Loc2VecError(f"tiles must be (N, C, S, S), not shape {x.shape}", "pass a batch of square tiles")
-    parts = []
-    for share in shares:
-        w = centred_window(x.shape[2], share)
-        parts.append(channel_fractions(x[:, :, w, w]))
-    return np.concatenate(parts, axis=1)
 
 
 class MultiscaleFeatures:
@@ -158,7 +135,9 @@ class RandomInitModel:
         try:
             name = meta["encoder"]
             in_channels = int(meta.get("in_channels", len(meta["channel_names"])))
-            dim = int(meta["embedding_size"])
+            hybrid = meta.get("hybrid")
+            # a hybrid model: the random twin of its learned part (the composition part has no weights)
+            dim = int(hybrid["learned_dim"] if isinstance(hybrid, dict) else meta["embedding_size"])
         except (KeyError, TypeError, ValueError) as e:
             raise Loc2VecError(f"the model's metadata cannot rebuild its architecture ({e})",
                                "export the model with loc2vec export") from None

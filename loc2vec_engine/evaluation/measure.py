@@ -176,8 +176,10 @@ def _counts(labels) -> dict[str, int]:
 
 def measure_sets(inputs, es, cells, seed, device, bar, ablation: bool = True) -> dict:
     """Embeddings of the model and the baselines, their metrics, health and verdicts, and the ablation."""
+    from ..encoders.composition import WINDOWS as MULTISCALE
+    from ..encoders.composition import hybrid_parts
     from .ablation import channel_groups, zero_channels
-    from .baselines import MULTISCALE, FractionsFeatures, MultiscaleFeatures, RandomConvFeatures, random_init_model
+    from .baselines import FractionsFeatures, MultiscaleFeatures, RandomConvFeatures, random_init_model
     from .health import embedding_health
     from .probe import majority_probe
     from .scoring import score
@@ -198,7 +200,12 @@ def measure_sets(inputs, es, cells, seed, device, bar, ablation: bool = True) ->
         scores[name] = score(es, *embeddings, cosine=cosine)
         health[name] = embedding_health(embeddings[0])
 
-    add("model", embed_all(enc.embed), cosine=True)
+    model_embeddings = embed_all(enc.embed)
+    add("model", model_embeddings, cosine=True)
+    for part in hybrid_parts(enc.meta):  # a hybrid model: each part alone, cut from the same vectors
+        if part["name"] in ("learned", "composition"):
+            cut = slice(part["start"], part["stop"])
+            add(f"model_{part['name']}", tuple(e[:, cut] for e in model_embeddings), cosine=True)
     bar.update(1, "model")
     add("fractions", embed_all(FractionsFeatures(cells.tiles).embed))
     bar.update(1, "fractions baseline")

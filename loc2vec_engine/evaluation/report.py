@@ -13,9 +13,17 @@ from pathlib import Path
 from .. import ATTRIBUTION
 from ..errors import Loc2VecError
 
-SETS = {"model": "model", "fractions": "fractions baseline", "multiscale": "multi-scale fractions baseline",
+SETS = {"model": "model", "model_learned": "learned part", "model_composition": "composition part",
+        "fractions": "fractions baseline", "multiscale": "multi-scale fractions baseline",
         "random_conv": "random-convolution baseline", "random_init": "random-init model",
         "coordinates": "coordinates baseline"}
+PART_SETS = ("model_learned", "model_composition")  # only for a hybrid model (its parts scored alone)
+
+
+def present_sets(r: dict) -> dict[str, str]:
+    """SETS less the hybrid parts when the model is not hybrid (no empty columns)."""
+    have = {s for row in r.get("metrics", {}).values() for s in row if isinstance(row.get(s), dict)}
+    return {s: name for s, name in SETS.items() if s not in PART_SETS or s in have}
 PLOTS = ("probe.png", "triplets.png", "ablation.png")
 
 
@@ -94,6 +102,7 @@ def _cell(s: dict | None) -> str:
 
 def render_markdown(r: dict) -> str:
     m, a = r["model"], r["area"]
+    sets = present_sets(r)
     lines = [f"# loc2vec evaluation: {m['file']} on {a['file']}", "",
              f"- model: `{m['file']}` ({m['encoder']}, {m['tile_size_px']} px tiles of {m['tile_size_m']:g} m, "
              f"{m['embedding_size']}-D), sha256 `{m['sha256'][:16]}…`",
@@ -111,19 +120,29 @@ def render_markdown(r: dict) -> str:
              f"{r['structure']['repeats']} random halves of the cells (structure). Higher is better everywhere. "
              "best no-learning: the highest of the fractions, multi-scale fractions and random-convolution "
              "baselines on that metric.", "",
-             "| metric | " + " | ".join(SETS.values()) + " | best no-learning | chance |",
-             "|---|" + "---|" * (len(SETS) + 2)]
+             "| metric | " + " | ".join(sets.values()) + " | best no-learning | chance |",
+             "|---|" + "---|" * (len(sets) + 2)]
     for key, row in r["metrics"].items():
         best = row.get("best_baseline")
-        lines.append(f"| {row['label']} | " + " | ".join(_cell(row.get(s)) for s in SETS)
+        lines.append(f"| {row['label']} | " + " | ".join(_cell(row.get(s)) for s in sets)
                      + f" | {SETS[best] if best else '—'}"
                      + f" | {row.get('chance') if row.get('chance') is not None else '—'} |")
     for key, reason in r["not_measured"].items():
-        lines.append(f"| {key} | not measured: {reason} |" + " |" * (len(SETS) + 1))
+        lines.append(f"| {key} | not measured: {reason} |" + " |" * (len(sets) + 1))
     lines += ["", "## Against the best no-learning baseline", "",
               "Per metric, the model against whichever no-learning baseline scores highest there (picked after "
               "the fact, so the demanding comparison).", ""]
     lines += [f"- {v['text']}" for v in r.get("verdicts_vs_best", [])] or ["- no metric could be compared."]
+    if r.get("learned_part_verdicts"):
+        lv = r["learned_part_verdicts"]
+        wins = {b: sum(v["verdict"] == "beats" for v in lv if v["baseline"] == b) for b in ("random_init", "random_conv")}
+        n = {b: sum(v["baseline"] == b for v in lv) for b in wins}
+        lines += ["", "## The hybrid's learned part alone", "",
+                  "This model is hybrid: the learned embedding joined with the standardised multi-scale composition "
+                  "(columns named in its metadata). Its learned part alone beats the random-init model on "
+                  f"{wins['random_init']} of {n['random_init']} metrics and the random-convolution features on "
+                  f"{wins['random_conv']} of {n['random_conv']}.", ""]
+        lines += [f"- {v['text']}" for v in lv]
     lines += ["", "## Verdicts", "",
               "A difference counts when it exceeds one spread of the paired differences (same triplets, queries, "
               "halves or folds for model and baseline); otherwise the two tie.", ""]
@@ -268,7 +287,7 @@ def _plot_probe(r, path) -> None:
     ax = fig.add_axes([0.1, 0.15, 0.85, 0.75])
     keys = ("probe_macro_f1", "probe_accuracy")
     series, errors = {}, {}
-    for s, name in SETS.items():
+    for s, name in present_sets(r).items():
         rows = [r["metrics"].get(k, {}).get(s) or {} for k in keys]
         series[name] = [row.get("value") for row in rows]
         errors[name] = [row.get("spread") for row in rows]

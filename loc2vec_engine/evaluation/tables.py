@@ -62,9 +62,31 @@ def tables(es, scores, ablated) -> dict:
           "cells_per_repeat": int(len(es.structure.subsets[0])), "neighbours": 10,
           "trustworthiness_original_space": "geographic cell positions"}
     board = scoreboard(vs_best)
+    learned = learned_part_verdicts(scores)
     return {"metrics": metrics, "not_measured": not_measured, "verdicts": verdicts, "verdicts_vs_best": vs_best,
+            "learned_part_verdicts": learned,
             "headline": headline(verdicts), "scoreboard": board, "ablation": {"metrics": values, "drops": drops},
             "retrieval": rt, "structure": st}
+
+
+def learned_part_verdicts(scores) -> list[dict]:
+    """A hybrid model's learned part alone against the random-init model and the random convolutions:
+    whether the network learned anything that no-learning features of the same kind do not give."""
+    from .report import SETS
+    from .scoring import METRICS, verdict
+
+    out = []
+    if "model_learned" not in scores:
+        return out
+    for key, (label, kind) in METRICS.items():
+        for base in ("random_init", "random_conv"):
+            if key in scores["model_learned"] and key in scores.get(base, {}):
+                v = verdict(scores["model_learned"][key], scores[base][key], kind)
+                if v is not None:
+                    v.update(metric=key, label=label, baseline=base,
+                             text=verdict_text(v, label, SETS[base]).replace("The model", "The learned part", 1))
+                    out.append(v)
+    return out
 
 
 def best_baseline(row: dict) -> str | None:

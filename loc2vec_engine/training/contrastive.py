@@ -14,20 +14,12 @@ from __future__ import annotations
 
 from ..errors import Loc2VecError
 
-WINDOWS = (0.3, 0.6, 1.0)  # of the tile side: 150 / 300 / 500 m for 500-m tiles
+from ..encoders.composition import WINDOWS, multiscale_fractions  # one definition of the windows
 
 
 def multiscale_composition(tiles, windows=WINDOWS):
     """(B, C * len(windows)) mean intensity per channel over centred windows of ``tiles`` (B, C, S, S)."""
-    import torch
-
-    s = tiles.shape[-1]
-    parts = []
-    for w in windows:
-        half = max(1, int(round(s * w / 2)))
-        lo, hi = max(0, s // 2 - half), min(s, s // 2 + half)
-        parts.append(tiles[..., lo:hi, lo:hi].float().mean(dim=(-2, -1)))
-    return torch.cat(parts, dim=1)
+    return multiscale_fractions(tiles, windows)
 
 
 def info_nce_loss(a, p, n, centres, area_index, temperature: float = 0.1, mask_m: float = 300.0):

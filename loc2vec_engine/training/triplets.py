@@ -24,7 +24,7 @@ from ..tiles import PalettedArea, TileSampler
 from .blocks import (DEFAULT_CELL_PX, DEFAULT_FRACTIONS, SPLITS, BlockSplit, auto_block_m, cell_stats,
                      guard_margin_m, split_blocks, split_index, window_mean)
 
-NEG_MODES = ("far", "landuse")
+NEG_MODES = ("far", "landuse", "similar")
 BACKENDS = ("torch", "cpu")
 BUILT_UP_PREFIXES = ("roads", "buildings")  # channels that count as built-up land by default
 MAX_ROUNDS = 50      # redraws of a triplet whose tiles are not valid enough, before giving up
@@ -76,7 +76,7 @@ class _Area:
         self.margin_m = guard_margin_m(p["tile_size_m"], 1.0 + p["scale_jitter"], p["max_shift_px"] * ps)
         self.blocks = blocks
         allowed = blocks.allowed(split, self.margin_m, cell_px)
-        landuse = p["neg_mode"] == "landuse"
+        landuse = p["neg_mode"] in ("landuse", "similar")  # both compare tile compositions
         stats = cell_stats(area, cell_px, built_up_channels if p["built_up_weight"] > 0 else (), means=landuse)
         k = int(round(p["tile_size_m"] / ps / cell_px))  # tile side in cells
         whole_tile_valid = window_mean(stats.valid, k) >= p["min_valid"]
@@ -173,7 +173,9 @@ class TripletSampler:
     share of built-up pixels (channels named ``roads*`` / ``buildings*`` unless ``built_up_channels``).
     Positives: ``pos_range_m`` from the anchor. Negatives: >= ``neg_min_m`` away in the same area when
     possible, else from another area; ``neg_mode="landuse"`` takes, of ``neg_candidates`` such
-    candidates, the one whose channel composition differs most (L1) from the anchor's.
+    candidates, the one whose channel composition differs most (L1) from the anchor's, and
+    ``neg_mode="similar"`` the one whose composition is *closest*: a hard negative, far away yet made of
+    the same stuff, which only layout can tell apart from the anchor.
     Views: rotation U(0, 360), scale U(1 +- scale_jitter), shift U(+-max_shift_px) per axis in pixels
     of the area raster (the report's 50 px = 98 m at the default 500/256 m pixels).
 
@@ -336,7 +338,7 @@ class TripletSampler:
                 if len(sel) == 0:
                     continue
                 t = todo[sel]
-                k = p["neg_candidates"] if p["neg_mode"] == "landuse" else 1
+                k = p["neg_candidates"] if p["neg_mode"] != "far" else 1
                 cand = b.draw(rng, len(sel) * k).reshape(len(sel), k, 2)
                 pick = np.zeros(len(sel), np.int64)
                 if k > 1:
@@ -350,12 +352,14 @@ class TripletSampler:
 
     def _pick(self, anchor_area, anchors, cand_area, cand, ok) -> np.ndarray:
         """Index of the chosen candidate per anchor among those ``ok``: the first ("far"), or the one whose
-        tile composition is farthest in L1 from the anchor's ("landuse")."""
+        tile composition is farthest in L1 from the anchor's ("landuse"), or nearest ("similar")."""
         if self.params["neg_mode"] == "far":
             return ok.argmax(axis=1)
         ca = anchor_area.composition(anchors)                       # (C, m)
         cc = cand_area.composition(cand)                            # (C, m, k)
         score = np.abs(cc - ca[:, :, None]).sum(axis=0)
+        if self.params["neg_mode"] == "similar":
+            return np.where(ok, score, np.inf).argmin(axis=1)
         return np.where(ok, score, -np.inf).argmax(axis=1)
 
     def _cut(self, todo, base, area_ix, angles, scales, shifts, bufs) -> np.ndarray:

@@ -168,6 +168,7 @@ def test_landuse_negatives_contrast_more_than_far_ones(andorra):
         return float((channel_fractions(t.anchor) - channel_fractions(t.negative)).abs().sum(1).mean())
 
     assert contrast("landuse") > 1.2 * contrast("far")
+    assert contrast("similar") < 0.8 * contrast("far")  # hard negatives: far away, made of the same stuff
 
 
 def test_built_up_weight_favours_built_up_anchors(andorra):
