@@ -169,7 +169,8 @@ def clusters_picture(area: Path, emb: Path, out: Path) -> None:
     sizes = {c: int((es.cluster == c).sum()) for c in labels}
     legend = [("square", cluster_color(c), f"cluster {c}: {sizes[c]:,} cells") for c in labels]
     annotate(image, f"Central Porto in {len(labels)} clusters of loc2vec embeddings",
-             f"{len(es):,} cells, {STRIDE_M} m apart, shipped model; k-means on the 128-D vectors; roads in grey",
+             f"{len(es):,} cells, {STRIDE_M} m apart, shipped model; k-means on the {es.vectors.shape[1]}-D vectors; "
+             "roads in grey",
              legend)
     save(image, out)
     QgsProject.instance().removeAllMapLayers()
@@ -220,7 +221,7 @@ def similar_picture(area: Path, emb: Path, out: Path) -> None:
               ("text", "", "green = most similar, red = least")]
     annotate(image, "Find similar places: a click at Ribeira",
              f"loc2vec map tool in QGIS; {len(tool.heat):,} cells of {STRIDE_M} m, shipped model; "
-             "colours by rank (cosines all near 1); the click's own tile left out", legend)
+             "colours by rank of cosine similarity; the click's own tile left out", legend)
     save(image, out)
     tool.clear(quiet=True)
     canvas.hide()

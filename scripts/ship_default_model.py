@@ -51,8 +51,10 @@ def main() -> None:
     minutes = _minutes(run)
     command = Path(args.train_command).read_text().strip() if args.train_command else "(not recorded)"
     rel = run.relative_to(REPO) if run.is_relative_to(REPO) else run
-    ship = f"python scripts/ship_default_model.py {rel}" + (f" --hybrid-share {args.hybrid_share:g}"
-                                                             if args.hybrid_share else "")
+    ship = (f"python scripts/ship_default_model.py {rel}"
+            + (f" --hybrid-share {args.hybrid_share:g}" if args.hybrid_share else "")
+            + (f" --loco {args.loco}" if args.loco else "")
+            + (f" --train-command {args.train_command}" if args.train_command else ""))
     size = (onnx_path.stat().st_size + (models / "loc2vec-default.pt").stat().st_size) / 2**20
     lines = [
         "# The default model", "",

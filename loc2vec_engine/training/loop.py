@@ -22,6 +22,7 @@ from ..errors import Loc2VecError
 from ..progress import Cancelled, Progress
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import TrainConfig
+from .objective import composition_aux_head, objective
 
 # mean_cos, eff_rank: embedding health of the validation anchors (evaluation.health), at each validation.
 METRIC_FIELDS = ["step", "elapsed_s", "lr", "train_loss", "train_acc", "active", "val_acc", "mean_cos", "eff_rank"]
@@ -59,7 +60,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress=None, prefetch: bool 
     model, meta = _build_model(cfg, areas, device)
     train_sampler, val_triplets = _samplers(cfg, areas, device, dist.rank)
     augment = _augment(cfg, device, dist.rank)
-    aux = _aux_head(cfg, model, areas, device)
+    aux = composition_aux_head(cfg, model, areas, device)
     params = list(model.parameters()) + (list(aux.parameters()) if aux is not None else [])
     opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(opt, T_0=max(cfg.restart_steps, 1))
@@ -103,7 +104,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress=None, prefetch: bool 
             with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=use_amp):
                 emb = ddp_model(x)
             ea, ep, en = emb.float().split(cfg.batch_size)
-            loss, stats = _loss(cfg, ea, ep, en, trip, aux)
+            loss, stats = objective(cfg, ea, ep, en, trip, aux)
             opt.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.unscale_(opt)
@@ -285,42 +286,6 @@ def _augment(cfg: TrainConfig, device, rank: int):
 
     return Augment(noise_std=cfg.noise_std, channel_dropout=cfg.channel_dropout,
                    intensity_jitter=cfg.intensity_jitter, seed=cfg.seed + 7 + 1000 * rank, device=device)
-
-
-def _loss(cfg: TrainConfig, ea, ep, en, trip, aux=None):
-    """The training objective: triplet or InfoNCE, plus the optional uniformity and composition terms."""
-    from .contrastive import info_nce_loss, multiscale_composition, uniformity
-    from .losses import triplet_loss
-
-    if cfg.loss == "infonce":
-        loss, stats = info_nce_loss(ea, ep, en, trip.centres_m, trip.area_index, temperature=cfg.temperature,
-                                    mask_m=cfg.false_negative_m)
-    else:
-        loss, stats = triplet_loss(ea, ep, en, margin=cfg.margin, mining=cfg.mining, centres=trip.centres_m,
-                                   area_index=trip.area_index, neg_min_m=cfg.neg_min_m)
-    if cfg.uniformity_weight > 0:
-        loss = loss + cfg.uniformity_weight * uniformity(ea)
-    if aux is not None:
-        import torch.nn.functional as F
-
-        target = multiscale_composition(trip.anchor)  # of the tile before augmentation
-        err = F.mse_loss(aux(F.normalize(ea, dim=1)), target) / target.var().clamp_min(1e-6)  # 1 = predicts the mean
-        loss = loss + cfg.composition_weight * err
-        stats["composition_err"] = float(err.detach())
-    return loss, stats
-
-
-def _aux_head(cfg: TrainConfig, model, areas, device):
-    """The composition head when ``composition_weight`` > 0, else None."""
-    if cfg.composition_weight <= 0:
-        return None
-    import torch
-
-    from .contrastive import composition_head
-
-    with torch.random.fork_rng(devices=[]):  # the encoder's initialisation stays that of a run without the head
-        torch.manual_seed(cfg.seed + 11)
-        return composition_head(cfg.embedding_dim, areas[0].count).to(device)
 
 
 def _apply_unfreeze(cfg: TrainConfig, model, step: int) -> None:

@@ -12,7 +12,7 @@ of the layer's model (500 m for the shipped model), whose cells share most of th
 would otherwise fill the top k with the click's own neighbourhood; 0 keeps them. The heat map still
 scores every cell.
 
-Colours go by rank, not absolute cosine: the shipped model's cosines all lie close to 1. The user's
+Colours go by rank, not absolute cosine: a model's cosines can crowd in a narrow band. The user's
 embeddings layer is only read, never restyled.
 """
 
@@ -63,7 +63,7 @@ ON_THE_FLY_FRACTION = 0.25  # of the stride: a click this far from the nearest c
 DEFAULT_K = 10
 LEGEND = ("Large dots: the k most similar cells, numbered by rank, darker purple = higher cosine among them. "
           "Heat map: every cell by its rank of similarity, green = most similar, red = least "
-          "(ranks, not absolute cosines, which lie close to 1 for the shipped model).")
+          "(ranks, not absolute cosines, which can crowd in a narrow band).")
 
 
 def is_embeddings_layer(layer) -> bool:

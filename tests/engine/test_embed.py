@@ -78,7 +78,8 @@ def test_gpkg_is_a_real_geopackage_for_ogr(porto_emb, porto_area):
     area_srs = osr.SpatialReference(wkt=AreaRaster.open(porto_area).crs_wkt)
     assert lyr.GetSpatialRef().IsSame(area_srs)
     f = lyr.GetNextFeature()
-    assert len(f.GetFieldAsBinary("embedding")) == 4 * 128 and f.IsFieldNull("cluster")
+    size = read_embeddings(porto_emb).meta["embedding_size"]  # 164 for the shipped hybrid: 128 learned + 36
+    assert len(f.GetFieldAsBinary("embedding")) == 4 * size and f.IsFieldNull("cluster")
     meta = {r.GetField("key"): json.loads(r.GetField("value")) for r in ds.GetLayerByName("loc2vec_meta")}
     assert meta["model"]["channel_names"][0] == "roads_major"
 

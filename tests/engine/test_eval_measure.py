@@ -68,7 +68,9 @@ def test_without_ablation_and_without_a_report(measured):
     assert m["ablation"]["measured"] is False and m["ablation"]["drops"] == {} and m["ablation"]["groups"] == {}
     assert "plots" not in m and "model" not in m  # the report's and the model file's parts are evaluate's
     assert m["cells"]["evaluated"] >= 250 and m["settings"]["max_cells"] == 300
-    assert set(m["health"]) == {"model", "fractions", "multiscale", "random_conv", "random_init"}
+    # the shipped model is hybrid, so its learned and composition parts are measured alone as well
+    assert set(m["health"]) == {"model", "model_learned", "model_composition", "fractions", "multiscale",
+                                "random_conv", "random_init"}
     msgs = [msg for _, msg in seen]
     assert msgs[:2] == ["inputs read", "cells, views and triplets"] and "random-conv baseline" in msgs
     assert [f for f, _ in seen] == sorted(f for f, _ in seen) and seen[-1][0] == pytest.approx(1.0)

@@ -13,6 +13,7 @@ from ..conftest import PORTO_BBOX, REPO
 MODEL = REPO / "resources" / "models" / "loc2vec-default.onnx"
 SETS = ("model", "fractions", "multiscale", "random_conv", "random_init", "coordinates")
 BASELINES = set(SETS) - {"model"}
+PARTS = {"model_learned", "model_composition"}  # the shipped model is hybrid: each part is scored alone too
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +77,7 @@ def test_probe_reports_all_three_baselines(report):
         for s in SETS:
             assert row[s]["n"] == p["folds"] and len(row[s]["values"]) == p["folds"]
         verdicts = {v["baseline"] for v in m["verdicts"] if v["metric"] == key}
-        assert verdicts == BASELINES
+        assert verdicts == BASELINES | PARTS
     assert "fractions baseline" in m["headline"]
     assert m["baselines"]["random_init"]["available"]
 
@@ -118,7 +119,7 @@ def test_new_yardsticks_and_the_best_no_learning_baseline(report):
 def test_embedding_health_is_reported(report):
     out, m = report
     h = m["health"]
-    assert set(h) == {"model", "fractions", "multiscale", "random_conv", "random_init"}
+    assert set(h) == {"model", "fractions", "multiscale", "random_conv", "random_init"} | PARTS
     for s, v in h.items():
         assert v["n"] == m["cells"]["evaluated"]
         assert -1.0 <= v["mean_cos"] <= 1.0 and 1.0 <= v["eff_rank"] <= v["dim"] and 1.0 <= v["eff_rank_centred"]
