@@ -1,0 +1,68 @@
+"""One table of every leave-one-city-out run: each direction tried is a row, the no-learning baselines below.
+
+    .venv/bin/python benchmarks/loco_summary.py docs/quality_loco_triplet.json docs/quality_loco.json \\
+        docs/quality_loco_hard.json --out docs/quality_loco_summary.md
+
+Reads the JSON twins that ``benchmarks/loco.py --out`` writes and prints the mean over the held-out
+cities of the headline metrics, for the model of each run and (for hybrid runs) its learned part alone;
+the baselines come from the first file (every run scores them on the same cells). Numbers are copied
+from those files, never typed. Map data © OpenStreetMap contributors, ODbL 1.0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+KEYS = [("elsewhere_venue_p@10", "similar elsewhere, venue p@10"), ("elsewhere_landuse_p@10", "… land use p@10"),
+        ("probe_macro_f1", "venue probe F1"), ("triplet_acc_ge2km", "triplets ≥ 2 km"), ("recall@10", "recall@10"),
+        ("mean_cos", "mean cosine")]
+BASELINES = ("fractions", "multiscale", "random_conv", "random_init")
+
+
+def mean(per_city: dict, key: str, s: str):
+    xs = [v[key][s] for v in per_city.values() if key in v and s in v[key]]
+    return float(np.mean(xs)) if xs else None
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("runs", nargs="+", help="JSON files written by benchmarks/loco.py --out")
+    ap.add_argument("--out", default=None)
+    args = ap.parse_args()
+    runs = [json.loads(Path(p).read_text()) for p in args.runs]
+    cities = sorted({c for r in runs for c in r["per_city"]})
+    lines = ["# Leave one city out: every direction tried", "",
+             f"Mean over the held-out cities ({', '.join(cities)}); per-city values and spreads in each run's own "
+             "table. Command: `python benchmarks/loco_summary.py " + " ".join(args.runs) + "`.", "",
+             "| features | minutes | steps (per city) | " + " | ".join(label for _, label in KEYS) + " |",
+             "|---|---:|---|" + "---:|" * len(KEYS)]
+
+    def fmt(x):
+        return "—" if x is None else f"{x:.3f}"
+
+    for r in runs:
+        name = r["recipe"] + (f" + composition (hybrid {r['hybrid_share']:g})" if r.get("hybrid_share") else "")
+        steps = ", ".join(f"{c} {n}" for c, n in (r.get("steps") or {}).items()) or "—"
+        sets = [("model", name)] + ([("model_learned", f"{r['recipe']}: learned part alone")]
+                                    if r.get("hybrid_share") else [])
+        for s, label in sets:
+            lines.append(f"| {label} | {r['minutes']:g} | {steps} | "
+                         + " | ".join(fmt(mean(r["per_city"], k, s)) for k, _ in KEYS) + " |")
+    base = runs[0]["per_city"]
+    for s in BASELINES:
+        lines.append(f"| baseline: {s} | — | — | " + " | ".join(fmt(mean(base, k, s)) for k, _ in KEYS) + " |")
+    lines += ["", "The issue's per-city targets are checked in each run's own table (section \"The issue's targets\").",
+              ""]
+    text = "\n".join(lines)
+    print(text)
+    if args.out:
+        Path(args.out).write_text(text)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
