@@ -73,15 +73,16 @@ def train_and_export(recipe: str, held_out: str, minutes: float, work: Path, are
     return onnx
 
 
-def export_hybrid(run_onnx: Path, held_out: str, share: float, areas_dir: Path) -> Path:
+def export_hybrid(run_onnx: Path, held_out: str, share: float, areas_dir: Path, transform: str = "linear") -> Path:
     """The run's best checkpoint as a hybrid ONNX (composition statistics from its training areas only)."""
     from loc2vec_engine.training.export import export_run
 
-    out = run_onnx.parent / f"hybrid_{share:g}" / "model.onnx"
+    out = run_onnx.parent / (f"hybrid_{share:g}" + ("" if transform == "linear" else f"_{transform}")) / "model.onnx"
     if not out.is_file():
         out.parent.mkdir(parents=True, exist_ok=True)
         train_areas = [str(area(n, areas_dir)) for n in CITIES if n != held_out]
-        export_run(run_onnx.parent, out, hybrid_share=share, composition_areas=train_areas)
+        export_run(run_onnx.parent, out, hybrid_share=share, composition_areas=train_areas,
+                   composition_transform=transform)
     return out
 
 
@@ -222,6 +223,8 @@ def main() -> None:
     ap.add_argument("--train-only", action="store_true", help="train and export; score later")
     ap.add_argument("--hybrid-share", type=float, default=None,
                     help="score the hybrid export (learned part + composition, this share) of each run")
+    ap.add_argument("--composition-transform", default="linear", choices=["linear", "sqrt"],
+                    help="the hybrid's composition transform (loc2vec export --composition-transform)")
     ap.add_argument("--reports", default=None,
                     help="also copy each held-out city's full evaluate report into this folder (+ README.md index)")
     ap.add_argument("--out", default=None, help="Markdown table (a JSON twin is written beside it)")
@@ -241,7 +244,7 @@ def main() -> None:
         print(f"{city}:", flush=True)
         onnx = train_and_export(args.recipe, city, args.minutes, work, areas_dir, args.seed, args.fresh)
         if args.hybrid_share:
-            onnx = export_hybrid(onnx, city, args.hybrid_share, areas_dir)
+            onnx = export_hybrid(onnx, city, args.hybrid_share, areas_dir, args.composition_transform)
         if args.train_only:
             continue
         metrics = evaluate(onnx, city, work, areas_dir, args.seed)
@@ -253,7 +256,9 @@ def main() -> None:
         print("  " + ", ".join(f"{k} {v.get('model', float('nan')):.3f}" for k, v in per_city[city].items()
                                if k in HEADLINE), flush=True)
     command = "python benchmarks/loco.py " + " ".join(sys.argv[1:])
-    name = args.recipe + (f" + composition (hybrid, share {args.hybrid_share:g})" if args.hybrid_share else "")
+    name = args.recipe + (f" + composition (hybrid, share {args.hybrid_share:g}"
+                          + ("" if args.composition_transform == "linear" else f", {args.composition_transform}")
+                          + ")" if args.hybrid_share else "")
     text = table(name, per_city, args.minutes, command)
     if steps:
         text += ("\nTraining steps reached in the budget: "
@@ -264,8 +269,10 @@ def main() -> None:
     if args.out:
         Path(args.out).write_text(text)
         Path(args.out).with_suffix(".json").write_text(json.dumps(
-            {"recipe": args.recipe, "hybrid_share": args.hybrid_share, "steps": steps, "settings": RECIPES[args.recipe], "minutes": args.minutes, "command": command,
-             "per_city": per_city}, indent=2))
+            {"recipe": args.recipe, "hybrid_share": args.hybrid_share,
+             "composition_transform": args.composition_transform if args.hybrid_share else None, "steps": steps,
+             "settings": RECIPES[args.recipe], "minutes": args.minutes, "command": command, "per_city": per_city},
+            indent=2))
 
 
 if __name__ == "__main__":

@@ -46,7 +46,9 @@ def main() -> None:
         return "—" if x is None else f"{x:.3f}"
 
     for r in runs:
-        name = r["recipe"] + (f" + composition (hybrid {r['hybrid_share']:g})" if r.get("hybrid_share") else "")
+        tf = r.get("composition_transform") or "linear"
+        name = r["recipe"] + (f" + composition (hybrid {r['hybrid_share']:g}{'' if tf == 'linear' else ', ' + tf})"
+                              if r.get("hybrid_share") else "")
         steps = ", ".join(f"{c} {n}" for c, n in (r.get("steps") or {}).items()) or "—"
         sets = [("model", name)] + ([("model_learned", f"{r['recipe']}: learned part alone")]
                                     if r.get("hybrid_share") else [])

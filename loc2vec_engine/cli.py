@@ -123,13 +123,15 @@ def cmd_export(args) -> None:
     from .training.export import export_run
 
     check_writable(args.out)  # before loading torch and the checkpoint
-    if args.composition_areas and not args.hybrid_share:
-        raise Loc2VecError("--composition-areas is given without --hybrid-share",
-                           "add --hybrid-share 0.5 to export a hybrid model, or leave --composition-areas out")
+    for given, name in ((args.composition_areas, "--composition-areas"),
+                        (args.composition_transform != "linear", "--composition-transform")):
+        if given and not args.hybrid_share:
+            raise Loc2VecError(f"{name} is given without --hybrid-share",
+                               f"add --hybrid-share 0.5 to export a hybrid model, or leave {name} out")
     for path in args.composition_areas or []:
         AreaRaster.open(path)  # header only: a missing or wrong file fails before torch loads
     out = export_run(args.run, args.out, which=args.checkpoint, hybrid_share=args.hybrid_share,
-                     composition_areas=args.composition_areas)
+                     composition_areas=args.composition_areas, composition_transform=args.composition_transform)
     print(f"wrote {out}" + (f" (hybrid: learned part ⊕ composition, share {args.hybrid_share:g})"
                             if args.hybrid_share else ""))
 
@@ -236,6 +238,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "multi-scale composition, A = the composition's share of the similarity (0 < A < 1)")
     e.add_argument("--composition-areas", nargs="+", metavar="AREA.tif",
                    help="areas whose tiles give the composition statistics (default: the run's training areas)")
+    e.add_argument("--composition-transform", default="linear", choices=["linear", "sqrt"],
+                   help="sqrt: square roots of the shares before standardising (small shares count more)")
     e.set_defaults(func=cmd_export)
 
     d = sub.add_parser("demo", help="the main job on bundled data, no network")

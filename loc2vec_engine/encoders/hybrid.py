@@ -3,8 +3,8 @@
     hybrid(tile) = normalise([ sqrt(1 - a) * learned(tile),  sqrt(a) * z(tile) / sqrt(F) ])
 
 ``learned`` is a trained ``Encoder`` (unit vectors, D numbers); ``z`` the tile's multi-scale fractions
-(``encoders.composition``, F = channels x windows numbers) standardised with the training areas'
-statistics; ``a`` the composition share. Both parts have squared length ~1 on average, so the cosine of
+(``encoders.composition``, F = channels x windows numbers), optionally square-rooted (``transform``),
+standardised with the training areas' statistics; ``a`` the composition share. Both parts have squared length ~1 on average, so the cosine of
 two hybrid vectors is close to ``(1 - a) * cos(learned) + a * cos-like(z)``: ``a`` says how much of
 "similar" is composition and how much is what the network learned beyond it (layout, texture, the
 shapes of blocks). It is one torch module, so the ONNX graph itself computes the whole vector and every
@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import Loc2VecError
-from .composition import CompositionStats, multiscale_fractions
+from .composition import CompositionStats, multiscale_fractions, transform_shares
 
 DEFAULT_SHARE = 0.5
 
@@ -44,6 +44,7 @@ class HybridEncoder(nn.Module):
                                "compute them on areas with the model's channels")
         self.learned = learned
         self.windows = tuple(stats.windows)
+        self.transform = stats.transform
         self.share = float(share)
         self.register_buffer("comp_mean", torch.as_tensor(stats.mean, dtype=torch.float32))
         self.register_buffer("comp_scale", torch.as_tensor(
@@ -53,8 +54,8 @@ class HybridEncoder(nn.Module):
         parts = [{"name": "learned", "start": 0, "stop": d, "weight": round(self.learned_weight, 6),
                   "what": f"{meta.get('name')} embedding, unit length"},
                  {"name": "composition", "start": d, "stop": d + n_comp, "weight": round(math.sqrt(self.share), 6),
-                  "what": "multi-scale channel fractions standardised with the training areas' statistics, "
-                          f"windows {list(self.windows)} of the tile side, columns window-major"}]
+                  "what": f"multi-scale channel fractions ({stats.transform}) standardised with the training areas' "
+                          f"statistics, windows {list(self.windows)} of the tile side, columns window-major"}]
         self.meta = dict(meta, embedding_dim=d + n_comp,
                          hybrid={"share": self.share, "learned_dim": d, "composition_dim": n_comp,
                                  "parts": parts, "composition": stats.to_meta()})
@@ -65,5 +66,6 @@ class HybridEncoder(nn.Module):
 
     def forward(self, tiles: torch.Tensor) -> torch.Tensor:
         learned = self.learned(tiles) * self.learned_weight
-        comp = (multiscale_fractions(tiles, self.windows) - self.comp_mean) * self.comp_scale
+        shares = transform_shares(multiscale_fractions(tiles, self.windows), self.transform)
+        comp = (shares - self.comp_mean) * self.comp_scale
         return F.normalize(torch.cat([learned, comp], dim=1), dim=1)

@@ -15,7 +15,7 @@ from .checkpoint import load_checkpoint
 
 
 def export_run(run_or_checkpoint, out, which: str = "best", hybrid_share: float | None = None,
-               composition_areas=None, progress=None) -> Path:
+               composition_areas=None, composition_transform: str = "linear") -> Path:
     from ..encoders import load_encoder
     from ..export.onnx import export_onnx
 
@@ -30,7 +30,7 @@ def export_run(run_or_checkpoint, out, which: str = "best", hybrid_share: float 
     model = load_encoder(src)
     extra = {"checkpoint_step": str(ck.get("step", "")), "checkpoint": src.name}
     if hybrid_share:
-        model = _hybrid(model, meta, ck, float(hybrid_share), composition_areas)
+        model = _hybrid(model, meta, ck, float(hybrid_share), composition_areas, composition_transform)
         extra["hybrid"] = model.meta["hybrid"]
     return export_onnx(model, out, tile_size_px=int(meta["tile_size_px"]),
                        metres_per_px=float(meta["tile_size_m"]) / int(meta["tile_size_px"]),
@@ -38,11 +38,15 @@ def export_run(run_or_checkpoint, out, which: str = "best", hybrid_share: float 
                        extra_meta=extra)
 
 
-def _hybrid(model, meta, ck, share, composition_areas):
+def _hybrid(model, meta, ck, share, composition_areas, transform):
     from ..encoders.hybrid import HybridEncoder
     from ..raster.area import AreaRaster
     from .hybrid import composition_statistics
 
+    from ..encoders.composition import TRANSFORMS
+
+    if transform not in TRANSFORMS:
+        raise Loc2VecError(f"unknown composition transform {transform!r}", f"use one of: {', '.join(TRANSFORMS)}")
     if not 0.0 < share < 1.0:
         raise Loc2VecError(f"--hybrid-share must be in (0, 1), not {share:g}",
                            "use e.g. --hybrid-share 0.5 (0 exports the learned embedding alone)")
@@ -60,5 +64,5 @@ def _hybrid(model, meta, ck, share, composition_areas):
             raise Loc2VecError(f"composition area {Path(a).name} has channels {list(raster.channel_names)}, the "
                                f"model {list(meta['channel_names'])}",
                                "give areas rasterized with the model's channel spec")
-    stats = composition_statistics(areas, float(meta["tile_size_m"]), int(meta["tile_size_px"]))
+    stats = composition_statistics(areas, float(meta["tile_size_m"]), int(meta["tile_size_px"]), transform=transform)
     return HybridEncoder(model, stats, share)

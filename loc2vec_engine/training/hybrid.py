@@ -21,14 +21,17 @@ MAX_DRAWS = 20  # rounds of candidate centres per area before settling for what 
 
 
 def composition_statistics(areas, tile_size_m: float, tile_size_px: int, tiles_per_area: int = TILES_PER_AREA,
-                           min_valid: float = 0.9, seed: int = 0, windows=WINDOWS) -> CompositionStats:
+                           min_valid: float = 0.9, seed: int = 0, windows=WINDOWS,
+                           transform: str = "linear") -> CompositionStats:
     """``CompositionStats`` of the multi-scale fractions of ``tiles_per_area`` tiles from each of ``areas``.
 
     ``areas``: area raster paths or ``PalettedArea`` objects. Tiles are cut as the model sees them
     (``tile_size_m`` metres on ``tile_size_px`` pixels, north up).
     """
+    from ..encoders.composition import transform_shares
     from ..tiles import TileSampler
 
+    transform_shares(np.zeros(1), transform)  # an unknown transform fails before any tile is cut
     feats = []
     for i, a in enumerate(areas):
         sampler = TileSampler(a, backend="cpu", tile_size_m=float(tile_size_m))
@@ -42,7 +45,7 @@ def composition_statistics(areas, tile_size_m: float, tile_size_px: int, tiles_p
         feats.append(multiscale_fractions(np.ascontiguousarray(tiles), windows))
     if not feats:
         raise Loc2VecError("no areas given for the composition statistics", "pass the training areas")
-    return CompositionStats.fit(np.concatenate(feats), windows)
+    return CompositionStats.fit(np.concatenate(feats), windows, transform)
 
 
 def _valid_centres(sampler, n: int, min_valid: float, rng) -> np.ndarray:

@@ -97,6 +97,34 @@ def test_the_onnx_graph_computes_learned_part_and_composition(hybrid_onnx):
     np.testing.assert_allclose(cut, _learned(x), atol=1e-5)
 
 
+def test_the_sqrt_transform_is_in_the_graph_too(andorra_area, porto_area, tmp_path):
+    from loc2vec_engine.embeddings.onnx_encoder import OnnxEncoder
+
+    out = tmp_path / "sqrt.onnx"
+    r = subprocess.run([sys.executable, "-m", "loc2vec_engine.cli", "export", str(CHECKPOINT), "--out", str(out),
+                        "--hybrid-share", "0.5", "--composition-transform", "sqrt",
+                        "--composition-areas", str(andorra_area), str(porto_area)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    enc = OnnxEncoder(out, "cpu")
+    st = CompositionStats.from_meta(enc.meta["hybrid"]["composition"])
+    assert st.transform == "sqrt"
+    x = _tiles(5, seed=3)
+    z = (np.sqrt(multiscale_fractions(x)) - st.mean) / st.std / np.sqrt(36)  # the transform by hand
+    want = np.concatenate([np.sqrt(0.5) * _learned(x), np.sqrt(0.5) * z], axis=1)
+    want /= np.linalg.norm(want, axis=1, keepdims=True)
+    np.testing.assert_allclose(enc.embed(x), want, atol=1e-5)
+
+
+def test_statistics_meta_without_a_transform_reads_as_linear_and_a_bad_one_is_refused():
+    meta = CompositionStats.fit(np.random.default_rng(0).random((10, 36))).to_meta()
+    del meta["transform"]  # as written before transforms existed
+    assert CompositionStats.from_meta(meta).transform == "linear"
+    with pytest.raises(Loc2VecError, match="inconsistent"):
+        CompositionStats.from_meta({**meta, "transform": "cube"})
+    with pytest.raises(Loc2VecError, match="unknown composition transform"):
+        CompositionStats.fit(np.ones((3, 36)), transform="cube")
+
+
 def test_measure_scores_each_part_alone_beside_the_hybrid(hybrid_onnx, andorra_area):
     from loc2vec_engine.embeddings.onnx_encoder import OnnxEncoder
     from loc2vec_engine.evaluation import measure_model
@@ -123,6 +151,7 @@ def test_a_plain_model_has_no_part_columns(andorra_area):
 @pytest.mark.parametrize("args, problem", [
     (["--hybrid-share", "1.5"], "must be in (0, 1)"),
     (["--composition-areas", "{andorra}"], "without --hybrid-share"),
+    (["--composition-transform", "sqrt"], "without --hybrid-share"),
     (["--hybrid-share", "0.5", "--composition-areas", "{missing}"], "not found"),
     (["--hybrid-share", "0.5"], "training areas"),  # the shipped checkpoint's training areas are not here
 ])
