@@ -29,6 +29,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("run", help="run folder of loc2vec train")
     ap.add_argument("--hybrid-share", type=float, default=None, help="export the hybrid model with this share")
+    ap.add_argument("--composition-transform", default="linear", choices=["linear", "sqrt"])
     ap.add_argument("--loco", default=None, help="JSON twin of the leave-one-city-out table of this recipe")
     ap.add_argument("--train-command", default=None, help="the file holding the exact training command")
     args = ap.parse_args()
@@ -42,7 +43,8 @@ def main() -> None:
     run = Path(args.run)
     models = REPO / "resources" / "models"
     models.mkdir(parents=True, exist_ok=True)
-    onnx_path = export_run(run, models / "loc2vec-default.onnx", hybrid_share=args.hybrid_share)
+    onnx_path = export_run(run, models / "loc2vec-default.onnx", hybrid_share=args.hybrid_share,
+                           composition_transform=args.composition_transform)
     ck = load_checkpoint(run / "best.pt")
     torch.save({"model": ck["model"], "meta": ck["meta"], "step": ck["step"]}, models / "loc2vec-default.pt")
     model = load_encoder(run / "best.pt")
@@ -53,6 +55,8 @@ def main() -> None:
     rel = run.relative_to(REPO) if run.is_relative_to(REPO) else run
     ship = (f"python scripts/ship_default_model.py {rel}"
             + (f" --hybrid-share {args.hybrid_share:g}" if args.hybrid_share else "")
+            + (f" --composition-transform {args.composition_transform}"
+               if args.composition_transform != "linear" else "")
             + (f" --loco {args.loco}" if args.loco else "")
             + (f" --train-command {args.train_command}" if args.train_command else ""))
     size = (onnx_path.stat().st_size + (models / "loc2vec-default.pt").stat().st_size) / 2**20
@@ -69,8 +73,11 @@ def main() -> None:
         lines += [
             f"A **hybrid** model: the ONNX graph outputs the learned {d}-D embedding joined with the tile's multi-scale "
             "composition (mean of each of the 12 channels over centred windows of 30, 60 and 100 % of the tile "
-            "side: 36 numbers), standardised with the statistics of the training cities' tiles (400 per city, "
-            "stored in the file), L2-normalised:", "",
+            "side: 36 numbers)" + (", square-rooted (so that small shares count: a rural town's 2 against 4 % "
+                                   "of buildings like a city's 30 against 40 %)"
+                                   if args.composition_transform == "sqrt" else "")
+            + ", standardised with the statistics of the training cities' tiles (400 per city, stored in the file), "
+            "L2-normalised:", "",
             f"    vector = normalise([ sqrt({1 - args.hybrid_share:g}) · learned,  sqrt({args.hybrid_share:g}) · "
             "composition / sqrt(36) ])", "",
             f"so the cosine of two places is about {1 - args.hybrid_share:g} × the learned similarity + "

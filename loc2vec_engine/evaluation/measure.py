@@ -205,7 +205,8 @@ def measure_sets(inputs, es, cells, seed, device, bar, ablation: bool = True) ->
     for part in hybrid_parts(enc.meta):  # a hybrid model: each part alone, cut from the same vectors
         if part["name"] in ("learned", "composition"):
             cut = slice(part["start"], part["stop"])
-            add(f"model_{part['name']}", tuple(e[:, cut] for e in model_embeddings), cosine=True)
+            # each part back to unit length: the whole vector's normalisation mixed in the other part's length
+            add(f"model_{part['name']}", tuple(unit_rows(e[:, cut]) for e in model_embeddings), cosine=True)
     bar.update(1, "model")
     add("fractions", embed_all(FractionsFeatures(cells.tiles).embed))
     bar.update(1, "fractions baseline")
@@ -244,6 +245,11 @@ def measure_sets(inputs, es, cells, seed, device, bar, ablation: bool = True) ->
 
         out["probe_majority"] = {k: summary(v, "std") for k, v in majority_probe(es.probe).items()}
     return out
+
+
+def unit_rows(e) -> np.ndarray:
+    e = np.asarray(e, np.float32)
+    return e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-12)
 
 
 def embed(fn, tiles, batch: int = 256) -> np.ndarray:

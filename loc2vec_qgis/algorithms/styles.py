@@ -48,7 +48,7 @@ def score_renderer(scores, stride_m: float | None = None, classes: int = SCORE_C
                    field: str = "score") -> QgsGraduatedSymbolRenderer:
     """Equal-count (quantile) classes of the scores, red (low) to green (high).
 
-    A model's cosines can crowd in a narrow band (0.90-0.92 for the shipped model's top 10 at Ribeira),
+    A model's cosines can crowd in a narrow band (0.91-0.94 for the shipped model's top 10 at Ribeira),
     so fixed 0..1 classes would paint every hit alike.
     """
     breaks = quantile_breaks(scores, classes)

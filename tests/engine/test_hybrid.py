@@ -125,6 +125,21 @@ def test_statistics_meta_without_a_transform_reads_as_linear_and_a_bad_one_is_re
         CompositionStats.fit(np.ones((3, 36)), transform="cube")
 
 
+class Learned:
+    """The shipped learned part alone (torch), as measure_model takes any encoder."""
+
+    tile_size_px, tile_size_m = 64, 500.0
+
+    def __init__(self):
+        from loc2vec_engine.channels import get_spec
+
+        self.channel_names = list(get_spec().names)
+        self.meta = {"encoder": "loc2vec", "embedding_size": 128, "channel_names": self.channel_names}
+
+    def embed(self, tiles):
+        return _learned(np.ascontiguousarray(tiles))
+
+
 def test_measure_scores_each_part_alone_beside_the_hybrid(hybrid_onnx, andorra_area):
     from loc2vec_engine.embeddings.onnx_encoder import OnnxEncoder
     from loc2vec_engine.evaluation import measure_model
@@ -135,6 +150,13 @@ def test_measure_scores_each_part_alone_beside_the_hybrid(hybrid_onnx, andorra_a
     for s in ("model", "model_learned", "model_composition", "random_init"):
         assert row[s]["value"] is not None, s
     assert m["health"]["model_learned"]["dim"] == 128 and m["health"]["model_composition"]["dim"] == 36
+    # the learned part, back at unit length, is the learned model itself: it scores what that model scores
+    # (to float32 rounding, which can flip a near-tie, hence the tolerance)
+    alone = measure_model(Learned(), andorra_area, ANDORRA_PBF, max_cells=200, max_queries=60, seed=1,
+                          device="cpu", ablation=False)
+    for key in ("recall@10", "triplet_acc_0.5-1km", "probe_macro_f1"):
+        assert m["metrics"][key]["model_learned"]["value"] == pytest.approx(alone["metrics"][key]["model"]["value"],
+                                                                           abs=0.02), key
     # the random-init twin is of the learned part (128-D), so "learned part vs random init" is like for like
     assert {v["baseline"] for v in m["learned_part_verdicts"]} == {"random_init", "random_conv"}
     assert all(v["text"].startswith("The learned part") for v in m["learned_part_verdicts"])
