@@ -39,12 +39,12 @@ TRANSFORMS = {"linear": lambda f: f, "sqrt": np.sqrt, "log": lambda f: np.log(f 
 def training_fractions(areas, tile_size_m, tile_size_px, n=400):
     """Multi-scale fractions of n tiles per training area (the statistics' sample)."""
     from loc2vec_engine.tiles import TileSampler
-    from loc2vec_engine.training.hybrid import _valid_centres
+    from loc2vec_engine.training.hybrid import valid_centres
 
     out = []
     for i, a in enumerate(areas):
         s = TileSampler(a, backend="cpu", tile_size_m=tile_size_m)
-        xy = _valid_centres(s, n, 0.9, np.random.default_rng([0, 53, i]))
+        xy = valid_centres(s, n, 0.9, np.random.default_rng([0, 53, i]))
         out.append(multiscale_fractions(np.ascontiguousarray(s.sample(xy, size=tile_size_px)[0])))
     return np.concatenate(out)
 

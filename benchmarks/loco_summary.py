@@ -33,6 +33,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("runs", nargs="+", help="JSON files written by benchmarks/loco.py --out")
     ap.add_argument("--out", default=None)
+    ap.add_argument("--section-of", default=None, metavar="MD",
+                    help="also put the table into this Markdown file, between loco-summary markers (replaced)")
     args = ap.parse_args()
     runs = [json.loads(Path(p).read_text()) for p in args.runs]
     cities = sorted({c for r in runs for c in r["per_city"]})
@@ -64,6 +66,22 @@ def main() -> None:
     print(text)
     if args.out:
         Path(args.out).write_text(text)
+    if args.section_of:
+        put_section(Path(args.section_of), text)
+
+
+BEGIN, END = "<!-- loco-summary: written by benchmarks/loco_summary.py -->", "<!-- /loco-summary -->"
+
+
+def put_section(path: Path, text: str) -> None:
+    """Replace the marked section of ``path`` with ``text`` (one level deeper), or put it first."""
+    old = path.read_text() if path.is_file() else ""
+    body = f"{BEGIN}\n#{text}\n{END}\n"
+    if BEGIN in old and END in old:
+        new = old[:old.index(BEGIN)] + body + old[old.index(END) + len(END) + 1:]
+    else:
+        new = body + "\n" + old
+    path.write_text(new)
 
 
 if __name__ == "__main__":

@@ -36,7 +36,7 @@ def composition_statistics(areas, tile_size_m: float, tile_size_px: int, tiles_p
     for i, a in enumerate(areas):
         sampler = TileSampler(a, backend="cpu", tile_size_m=float(tile_size_m))
         rng = np.random.default_rng([int(seed), 53, i])
-        xy = _valid_centres(sampler, tiles_per_area, min_valid, rng)
+        xy = valid_centres(sampler, tiles_per_area, min_valid, rng)
         if len(xy) == 0:
             name = getattr(a, "name", str(a))
             raise Loc2VecError(f"area {name} has no place where a whole {tile_size_m:g} m tile is "
@@ -48,7 +48,7 @@ def composition_statistics(areas, tile_size_m: float, tile_size_px: int, tiles_p
     return CompositionStats.fit(np.concatenate(feats), windows, transform)
 
 
-def _valid_centres(sampler, n: int, min_valid: float, rng) -> np.ndarray:
+def valid_centres(sampler, n: int, min_valid: float, rng) -> np.ndarray:
     area = sampler.area
     x0, y0, x1, y1 = area.bounds
     found = []
