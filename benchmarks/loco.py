@@ -42,6 +42,11 @@ RECIPES = {
     "infonce_hard": dict(encoder="loc2vec", tile_size_px=64, batch_size=48, lr=5e-4, loss="infonce",
                          temperature=0.1, false_negative_m=300.0, pos_range_m=(0.0, 100.0), uniformity_weight=0.05,
                          composition_weight=1.0, built_up_weight=0.5, balance_areas=True, neg_mode="similar"),
+    # infonce_comp with the report's §3.6 semantic positives: for 30 % of the anchors the positive is, of 16
+    # places >= 2 km away (often in another city), the one of closest composition
+    "infonce_sem": dict(encoder="loc2vec", tile_size_px=64, batch_size=48, lr=5e-4, loss="infonce",
+                        temperature=0.1, false_negative_m=300.0, pos_range_m=(0.0, 100.0), uniformity_weight=0.05,
+                        composition_weight=1.0, built_up_weight=0.5, balance_areas=True, semantic_share=0.3),
 }
 SET_ORDER = ("model", "model_learned", "model_composition", "fractions", "multiscale", "random_conv", "random_init",
              "coordinates")

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from . import ATTRIBUTION, __version__
-from .errors import Loc2VecError
+from .errors import Loc2VecError, MissingPackage, third_party_missing
 
 
 def _lonlat(text: str) -> tuple[float, float]:
@@ -107,7 +107,8 @@ def cmd_train(args) -> None:
         pretrained=args.pretrained, unfreeze=args.unfreeze, tile_size_px=args.tile_size, batch_size=args.batch_size,
         steps=args.steps, max_minutes=args.max_minutes, lr=args.lr, mining=args.mining, val_every=args.val_every,
         val_triplets=args.val_triplets, patience=args.patience, pos_range_m=tuple(args.positive_m),
-        neg_min_m=args.negative_min_m, neg_mode=args.negative_mode, built_up_weight=args.built_up_weight,
+        neg_min_m=args.negative_min_m, neg_mode=args.negative_mode, semantic_share=args.semantic_positives,
+        built_up_weight=args.built_up_weight,
         balance_areas=args.balance_areas, seed=args.seed, device=args.device, extra={"spec": args.spec},
         loss=args.loss, temperature=args.temperature, false_negative_m=args.false_negative_m,
         uniformity_weight=args.uniformity_weight, composition_weight=args.composition_weight)
@@ -221,6 +222,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--negative-mode", default="far", choices=["far", "landuse", "similar"],
                    help="far: any place >= --negative-min-m away; landuse: of 16 such, the most different "
                         "composition; similar: the closest composition (hard negatives)")
+    t.add_argument("--semantic-positives", type=float, default=0.0, metavar="SHARE",
+                   help="0..1: share of triplets whose positive is, of 16 places >= --negative-min-m away "
+                        "(often in another area), the one of closest composition (report §3.6; default 0)")
     t.add_argument("--built-up-weight", type=float, default=0.0, help="0..1: draw anchors towards built-up land")
     t.add_argument("--balance-areas", action="store_true", help="draw equally from each area raster")
     t.add_argument("--spec", default="default", help="channel spec the areas were made with")
@@ -291,6 +295,11 @@ def main(argv=None) -> int:
         return _quiet_after_broken_pipe()
     except Loc2VecError as e:
         return _error(e.problem, e.fix)
+    except ModuleNotFoundError as e:  # a package this command needs: named as such, with the pip command
+        if third_party_missing(e) is None:
+            raise
+        missing = MissingPackage(third_party_missing(e), f"loc2vec {args.command}")
+        return _error(missing.problem, missing.fix)
     except OSError as e:
         # A file-system failure no check foresaw (a disk that fills up, a file removed meanwhile): the
         # message without the traceback. Write errors inside atomic_output already arrive as Loc2VecError.

@@ -36,6 +36,7 @@ class TrainConfig:
     pos_range_m: tuple[float, float] = (100.0, 200.0)
     neg_min_m: float = 2000.0
     neg_mode: str = "far"
+    semantic_share: float = 0.0  # share of triplets with a far positive of like composition (report §3.6)
     max_shift_px: int = 50
     scale_jitter: float = 0.1
     noise_std: float = 0.02
@@ -71,6 +72,9 @@ class TrainConfig:
                                "e.g. --temperature 0.1 --false-negative-m 300")
         if self.uniformity_weight < 0 or self.composition_weight < 0:
             raise Loc2VecError("loss weights must be >= 0", "e.g. --uniformity-weight 0.1 --composition-weight 1")
+        if not 0 <= self.semantic_share <= 1:
+            raise Loc2VecError(f"semantic positives share {self.semantic_share} is out of range",
+                               "use a fraction, e.g. --semantic-positives 0.5 (0 = near positives only)")
         if self.mining not in ("none", "batch_hard", "semi_hard"):
             raise Loc2VecError(f"unknown mining {self.mining!r}", "use none, batch_hard or semi_hard")
         return self

@@ -253,7 +253,8 @@ def _samplers(cfg: TrainConfig, areas, device, rank: int):
                   neg_min_m=cfg.neg_min_m, max_shift_px=cfg.max_shift_px, scale_jitter=cfg.scale_jitter,
                   device=device, backend=_sampler_backend(device))
     train_s = TripletSampler(areas, split="train", seed=cfg.seed + 1000 * rank, built_up_weight=cfg.built_up_weight,
-                             balance_areas=cfg.balance_areas, neg_mode=cfg.neg_mode, blocks=blocks, **common)
+                             balance_areas=cfg.balance_areas, neg_mode=cfg.neg_mode, semantic_share=cfg.semantic_share,
+                             blocks=blocks, **common)
     held = [i for i in range(len(areas)) if i not in train_only]
     val_s = TripletSampler([areas[i] for i in held], split="val", seed=cfg.seed, blocks=[blocks[i] for i in held],
                            **common)

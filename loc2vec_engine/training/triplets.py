@@ -76,7 +76,8 @@ class _Area:
         self.margin_m = guard_margin_m(p["tile_size_m"], 1.0 + p["scale_jitter"], p["max_shift_px"] * ps)
         self.blocks = blocks
         allowed = blocks.allowed(split, self.margin_m, cell_px)
-        landuse = p["neg_mode"] in ("landuse", "similar")  # both compare tile compositions
+        # landuse / similar negatives and semantic positives all compare tile compositions
+        landuse = p["neg_mode"] in ("landuse", "similar") or p["semantic_share"] > 0
         stats = cell_stats(area, cell_px, built_up_channels if p["built_up_weight"] > 0 else (), means=landuse)
         k = int(round(p["tile_size_m"] / ps / cell_px))  # tile side in cells
         whole_tile_valid = window_mean(stats.valid, k) >= p["min_valid"]
@@ -176,6 +177,10 @@ class TripletSampler:
     candidates, the one whose channel composition differs most (L1) from the anchor's, and
     ``neg_mode="similar"`` the one whose composition is *closest*: a hard negative, far away yet made of
     the same stuff, which only layout can tell apart from the anchor.
+    Semantic positives (report §3.6.1, "locations with similar land use patterns"): a ``semantic_share``
+    of the triplets take as positive, of ``neg_candidates`` places >= ``neg_min_m`` away (in an area drawn
+    like the anchor's, so often another city), the one whose composition is closest; the rest keep their
+    near positive. 0 (the default) draws exactly the batches of a sampler without the option.
     Views: rotation U(0, 360), scale U(1 +- scale_jitter), shift U(+-max_shift_px) per axis in pixels
     of the area raster (the report's 50 px = 98 m at the default 500/256 m pixels).
 
@@ -192,7 +197,8 @@ class TripletSampler:
                  pos_range_m=(100.0, 200.0), neg_min_m: float = 2000.0, max_shift_px: float = 50,
                  scale_jitter: float = 0.1, min_valid: float = 0.9, built_up_weight: float = 0.0,
                  built_up_channels=None, neg_mode: str = "far", neg_candidates: int = 16,
-                 balance_areas: bool = False, device="cpu", backend: str = "torch", seed: int = 0,
+                 semantic_share: float = 0.0, balance_areas: bool = False, device="cpu", backend: str = "torch",
+                 seed: int = 0,
                  block_size_m: float | None = None, block_fractions=DEFAULT_FRACTIONS, block_seed: int = 0,
                  blocks=None, cell_px: int = DEFAULT_CELL_PX):
         import torch
@@ -202,7 +208,8 @@ class TripletSampler:
         p = _check_params(tile_size_px=tile_size_px, tile_size_m=tile_size_m, pos_range_m=pos_range_m,
                           neg_min_m=neg_min_m, max_shift_px=max_shift_px, scale_jitter=scale_jitter,
                           min_valid=min_valid, built_up_weight=built_up_weight, neg_mode=neg_mode,
-                          neg_candidates=neg_candidates, backend=backend, device=device, cell_px=cell_px)
+                          neg_candidates=neg_candidates, semantic_share=semantic_share, backend=backend,
+                          device=device, cell_px=cell_px)
         self.split, self.params, self.seed = split, p, int(seed)
         self.device = torch.device(device)
         self.channel_names = list(areas[0].channel_names)
@@ -310,6 +317,8 @@ class TripletSampler:
             t = todo[sel]
             base[t, 0] = a.draw(rng, len(sel))
             base[t, 1], found[sel] = a.positives(rng, base[t, 0], *p["pos_range_m"])
+        if p["semantic_share"] > 0:
+            self._semantic_positives(rng, todo, base, area_ix)
         neg_done = np.zeros(len(todo), bool)
         for i, a in enumerate(self.areas):  # negatives >= neg_min_m away in the same area
             sel = np.flatnonzero(own == i)
@@ -349,6 +358,32 @@ class TripletSampler:
                 area_ix[t, 2] = j
                 neg_done[sel] = True
         return found & neg_done
+
+    def _semantic_positives(self, rng, todo, base, area_ix) -> None:
+        """Replace the near positive of a ``semantic_share`` of the triplets ``todo`` by the far place of
+        closest composition among ``neg_candidates``, in an area drawn by ``area_p`` (>= ``neg_min_m`` from
+        the anchor when it is the anchor's own). Where no candidate qualifies the near positive stays."""
+        p = self.params
+        k = p["neg_candidates"]
+        chosen = np.flatnonzero(rng.random(len(todo)) < p["semantic_share"])
+        if len(chosen) == 0:
+            return
+        src = rng.choice(len(self.areas), size=len(chosen), p=self.area_p)
+        own = area_ix[todo[chosen], 0]
+        for j, b in enumerate(self.areas):
+            for i in np.unique(own[src == j]):
+                sel = chosen[(src == j) & (own == i)]
+                t = todo[sel]
+                cand = b.draw(rng, len(sel) * k).reshape(len(sel), k, 2)
+                ok = np.ones((len(sel), k), bool)
+                if i == j:
+                    ok = np.hypot(*(cand - base[t, 0][:, None, :]).transpose(2, 0, 1)) * b.pixel_size >= p["neg_min_m"]
+                ca = self.areas[i].composition(base[t, 0])          # (C, m)
+                score = np.abs(b.composition(cand) - ca[:, :, None]).sum(axis=0)
+                pick = np.where(ok, score, np.inf).argmin(axis=1)
+                has = ok.any(axis=1)
+                base[t[has], 1] = cand[has, pick[has]]
+                area_ix[t[has], 1] = j
 
     def _pick(self, anchor_area, anchors, cand_area, cand, ok) -> np.ndarray:
         """Index of the chosen candidate per anchor among those ``ok``: the first ("far"), or the one whose
@@ -443,11 +478,14 @@ def _check_params(**p) -> dict:
         bad("neg_mode", f"use one of: {', '.join(NEG_MODES)}")
     if not isinstance(p["neg_candidates"], (int, np.integer)) or p["neg_candidates"] < 1:
         bad("neg_candidates", "use e.g. neg_candidates=16")
+    if not num(p["semantic_share"]) or not 0 <= p["semantic_share"] <= 1:
+        bad("semantic_share", "use a fraction, e.g. semantic_share=0.5 (0 = near positives only)")
     if p["backend"] not in BACKENDS:
         bad("backend", f"use one of: {', '.join(BACKENDS)}")
     if not isinstance(p["cell_px"], (int, np.integer)) or not 1 <= p["cell_px"] <= 256:
         bad("cell_px", "use e.g. cell_px=8")
-    for k in ("tile_size_m", "neg_min_m", "max_shift_px", "scale_jitter", "min_valid", "built_up_weight"):
+    for k in ("tile_size_m", "neg_min_m", "max_shift_px", "scale_jitter", "min_valid", "built_up_weight",
+              "semantic_share"):
         p[k] = float(p[k])
     return p
 

@@ -274,6 +274,7 @@ def test_broken_pipe_in_process(capsys, monkeypatch, porto_area):
 @pytest.mark.parametrize("flags, expected", [
     (["--loss", "infonce", "--temperature", "0"], "temperature must be > 0"),
     (["--composition-weight", "-1"], "loss weights must be >= 0"),
+    (["--semantic-positives", "1.5"], "semantic positives share 1.5 is out of range"),
 ])
 def test_bad_training_objective(capsys, tmp_path, porto_area, flags, expected):
     run = tmp_path / "run"

@@ -171,6 +171,34 @@ def test_landuse_negatives_contrast_more_than_far_ones(andorra):
     assert contrast("similar") < 0.8 * contrast("far")  # hard negatives: far away, made of the same stuff
 
 
+def test_semantic_positives_are_far_places_of_like_composition(andorra, porto):
+    def comp_gap(t, rows):
+        return float((channel_fractions(t.anchor[rows]) - channel_fractions(t.positive[rows])).abs().sum(1).mean())
+
+    near = TripletSampler([andorra, porto], "train", tile_size_px=32, seed=5, balance_areas=True).sample(96)
+    sem = TripletSampler([andorra, porto], "train", tile_size_px=32, seed=5, balance_areas=True,
+                         semantic_share=0.5).sample(96)
+    ai = sem.area_index.numpy()
+    far = (ai[:, 1] != ai[:, 0]) | (dist(sem, 0, 1) >= 2000)  # semantic: another area, or >= 2 km in the own
+    near_pos = (ai[:, 1] == ai[:, 0]) & (dist(sem, 0, 1) >= 100) & (dist(sem, 0, 1) <= 200)
+    assert (far | near_pos).all()                   # every positive is one kind or the other
+    assert 25 < far.sum() < 72                      # about half of them semantic
+    assert (ai[far, 1] != ai[far, 0]).any()         # ... and some from the other city
+    # a semantic positive is not a random far place: the closest composition of 16, so nearer in
+    # composition than the far negatives are, although it lies just as far away
+    everyone = np.arange(96)
+    gap_neg = float((channel_fractions(sem.anchor) - channel_fractions(sem.negative)).abs().sum(1).mean())
+    assert comp_gap(sem, everyone[far]) < 0.8 * gap_neg
+    # the near positives are still the ones of a sampler without the option
+    assert dist(near, 0, 1).max() <= 200 and np.isfinite(comp_gap(near, everyone))
+
+
+def test_semantic_share_zero_draws_the_batches_of_a_plain_sampler(andorra):
+    a = TripletSampler([andorra], "train", tile_size_px=16, seed=9).sample(16)
+    b = TripletSampler([andorra], "train", tile_size_px=16, seed=9, semantic_share=0.0).sample(16)
+    assert same(a, b)
+
+
 def test_built_up_weight_favours_built_up_anchors(andorra):
     def built_up_share(w):
         t = TripletSampler([andorra], "train", tile_size_px=32, seed=4, built_up_weight=w).sample(96)
@@ -214,6 +242,7 @@ def test_mining_never_treats_a_triplets_own_positive_as_negative(andorra, porto)
     (dict(min_valid=1.5), "min_valid"),
     (dict(built_up_weight=2.0), "built_up_weight"),
     (dict(neg_mode="random"), "neg_mode"),
+    (dict(semantic_share=1.5), "semantic_share"),
     (dict(backend="cuda"), "backend"),
 ])
 def test_bad_parameters(andorra, kw, match):
