@@ -68,14 +68,45 @@ class Missing:
     def command_line(self) -> str:
         return " ".join(shlex.quote(c) for c in self.command())
 
-    def message(self, what: str = "loc2vec") -> str:
-        return (f"{what} needs the Python package(s) {', '.join(self.requirements)}, which QGIS's Python cannot "
-                f"import. Install them with:\n  {self.command_line()}\nthen restart QGIS.")
+    def message(self, what: str = "Some loc2vec tools", verb: str = "need", width: int = 66) -> str:
+        """One short line, readable whole in the message bar (one line high); ``details()`` has the rest.
+
+        The packages are named while the line stays within ``width`` characters, the others counted.
+        """
+        names = self.requirements
+        if len(names) == 1:
+            return f"{what} {verb} the Python package {names[0]}."
+        head = f"{what} {verb} {len(names)} Python packages"
+        for shown in range(len(names), 0, -1):
+            rest = len(names) - shown
+            line = f"{head}: {', '.join(names[:shown])}" + (f" and {rest} more." if rest else ".")
+            if len(line) <= width:
+                return line
+        return f"{head} that QGIS lacks."
+
+    def details(self) -> str:
+        """Which packages, the exact pip command, and what to do after it (the Details window)."""
+        return (f"The Python of this QGIS cannot import: {', '.join(self.requirements)}.\n\n"
+                f"The Install button runs:\n  {self.command_line()}\n\nthen restart QGIS.")
 
 
 def missing(names=ALL, target: Path | None = None) -> Missing:
     """The packages among ``names`` that cannot be found (``target``: where an install would go)."""
     return Missing([n for n in names if importlib.util.find_spec(n) is None], target)
+
+
+def missing_package_text(package: str, what: str = "", target: Path | None = None,
+                         needed_for: str = "") -> tuple[str, str]:
+    """(problem, fix) for a package whose import failed: the package is named, with the pip command that
+    installs it (and whatever else of the plugin's packages is missing) into ``target``."""
+    top = package.split(".")[0]
+    need = missing(tuple(dict.fromkeys((top, *ALL))), target)
+    if top not in need.packages:  # found, yet its import failed (a broken install): reinstall it as well
+        need.packages.insert(0, top)
+    why = f" (for {needed_for})" if needed_for else ""
+    problem = (f"{what or 'this loc2vec tool'} needs the Python package {top!r}{why}, which QGIS's Python "
+               "cannot import")
+    return problem, f"install it with: {need.command_line()} and restart QGIS"
 
 
 def missing_for(part: str, target: Path | None = None) -> Missing:

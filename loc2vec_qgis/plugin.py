@@ -87,12 +87,19 @@ class Loc2VecPlugin:
                 canvas.unsetMapTool(self.similar_tool)
             return
         if self.similar_tool is None:
-            from .gui.similar_panel import SimilarPanel
-            from .gui.similar_tool import SimilarPlacesTool
+            def make():
+                from .gui.similar_panel import SimilarPanel
+                from .gui.similar_tool import SimilarPlacesTool
 
-            self.similar_tool = SimilarPlacesTool(canvas, self.iface.messageBar())
+                tool = SimilarPlacesTool(canvas, self.iface.messageBar())
+                return tool, SimilarPanel(tool, self.iface.mainWindow())
+
+            built = self._build(SIMILAR_TITLE, make)
+            if built is None:
+                self.similar_action.setChecked(False)
+                return
+            self.similar_tool, self.similar_panel = built
             self.similar_tool.setAction(self.similar_action)  # QGIS unchecks it when another tool is chosen
-            self.similar_panel = SimilarPanel(self.similar_tool, self.iface.mainWindow())
         if not self.similar_tool.set_layer(self.iface.activeLayer()) and self.similar_tool.layer is None:
             from qgis.core import QgsProject
 
@@ -104,20 +111,48 @@ class Loc2VecPlugin:
     # ---- docks ---------------------------------------------------------------------------------
     def show_umap_dock(self, *_):
         if self.umap_dock is None:
-            from .gui.umap_dock import UmapDock
+            def make():
+                from .gui.umap_dock import UmapDock
 
-            self.umap_dock = UmapDock(self.iface.mainWindow())
-        self.umap_dock.set_layer(self.iface.activeLayer())
+                return UmapDock(self.iface.mainWindow())
+
+            self.umap_dock = self._build(UMAP_TITLE, make)
+            if self.umap_dock is None:
+                return
+        self.umap_dock.show_project_layer(self.iface.activeLayer())
         self._dock(self.umap_dock)
 
     def show_training_dock(self, *_):
         if self.training_dock is None:
-            from .algorithms import train
-            from .gui.training_dock import TrainingDock
+            def make():
+                from .gui.training_dock import TrainingDock
 
-            self.training_dock = TrainingDock(self.iface.mainWindow())
+                return TrainingDock(self.iface.mainWindow())
+
+            self.training_dock = self._build(TRAINING_TITLE, make)
+            if self.training_dock is None:
+                return
+            from .algorithms import train
+
             train.RUN_STARTED_LISTENERS.append(self.training_dock.listener)
         self._dock(self.training_dock)
+
+    def _build(self, title: str, make):
+        """``make()``, or None with a message-bar note (and its Install button) naming a package it lacks."""
+        from loc2vec_engine.errors import MissingPackage, third_party_missing
+
+        try:
+            return make()
+        except (ModuleNotFoundError, MissingPackage) as e:
+            name = e.package if isinstance(e, MissingPackage) else third_party_missing(e)
+            if name is None:
+                raise
+        from .gui.dependency_bar import show_missing
+
+        need = dependencies.Missing([name.split(".")[0]], self.packages_dir)
+        self.missing_item = show_missing(self.iface, need, what=f"'{title.removeprefix('loc2vec: ')}'",
+                                         verb="needs")
+        return None
 
     def current_layer_changed(self, layer):
         """The map tool and the UMAP dock follow the active layer when it is an embeddings layer.

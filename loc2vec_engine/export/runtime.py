@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..errors import Loc2VecError
+from ..errors import Loc2VecError, MissingPackage, third_party_missing
 
 INPUT_NAME = "tiles"
 OUTPUT_NAME = "embedding"
@@ -26,17 +26,29 @@ def _metadata_props(path: Path) -> dict[str, str]:
         import onnx
     except ModuleNotFoundError:  # the plugin may have onnxruntime only
         onnx = None
+    ort = None if onnx is not None else _import_onnxruntime()  # a missing package is not a bad file
     try:
         if onnx is not None:
             model = onnx.load(str(path), load_external_data=False)
             return {p.key: p.value for p in model.metadata_props}
-        import onnxruntime as ort
-
         sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         return dict(sess.get_modelmeta().custom_metadata_map)
+    except ModuleNotFoundError as e:  # a package onnx itself imports late: the package, not the file, is wrong
+        raise MissingPackage(third_party_missing(e) or "onnx", "reading a loc2vec .onnx model") from None
     except Exception as e:  # protobuf DecodeError, onnxruntime Fail, ...
         raise Loc2VecError(f"{path} is not a readable ONNX file: {type(e).__name__}: {str(e)[:200]}",
                            "give a .onnx file written by loc2vec export") from None
+
+
+def _import_onnxruntime():
+    """onnxruntime, or a ``MissingPackage`` that names it (running a loc2vec model needs it)."""
+    try:
+        import onnxruntime
+    except ModuleNotFoundError as e:
+        if (e.name or "onnxruntime").split(".")[0] != "onnxruntime":
+            raise  # one of onnxruntime's own dependencies: its own name is the news
+        raise MissingPackage("onnxruntime", "running a loc2vec .onnx model") from None
+    return onnxruntime
 
 
 def read_onnx_meta(path) -> dict:
@@ -77,8 +89,7 @@ def onnx_session(path, device: str = "auto"):
     The providers are never left to onnxruntime's default, which lists CUDA (and TensorRT) whenever
     onnxruntime-gpu is installed, GPU or not.
     """
-    import onnxruntime as ort
-
+    ort = _import_onnxruntime()
     path = Path(path)
     if not path.is_file():
         raise Loc2VecError(f"model file {path} not found", "give the .onnx file written by loc2vec export")

@@ -123,7 +123,7 @@ class ClusterAlgorithm(QgsProcessingAlgorithm):
                 f"layer {layer.name()!r} is being edited", "save or discard its edits, then cluster it"))
         method = self.parameterAsEnumString(parameters, self.METHOD, context) or "kmeans"
         area = self.parameterAsRasterLayer(parameters, self.AREA, context)
-        with engine_errors():
+        with engine_errors(self.displayName()):
             from loc2vec_engine.clusters.cluster import cluster_file  # sklearn, umap, matplotlib: only now
 
             result = cluster_file(

@@ -116,7 +116,7 @@ class EmbedAlgorithm(QgsProcessingAlgorithm):
         device = self.parameterAsEnumString(parameters, self.DEVICE, context) or "auto"
         batch = self.parameterAsInt(parameters, self.BATCH, context)
         out = self._output(parameters, context)
-        with engine_errors():
+        with engine_errors(self.displayName()):
             clip = clip_polygon_file(self, parameters, self.CLIP, context, feedback)
             if clip:
                 import_shapely()

@@ -63,30 +63,38 @@ def user_message(problem: str, fix: str = "") -> str:
 
 
 @contextlib.contextmanager
-def engine_errors():
-    """Turn the engine's user-facing errors into QgsProcessingException (message, no traceback)."""
-    from loc2vec_engine.errors import Loc2VecError
+def engine_errors(what: str = ""):
+    """Turn the engine's user-facing errors into QgsProcessingException (message, no traceback).
+
+    ``what`` (the algorithm's name) is what a missing Python package is needed by: the package is named
+    with the plugin's install route, never blamed on an input file.
+    """
+    from loc2vec_engine.errors import Loc2VecError, MissingPackage, third_party_missing
     from loc2vec_engine.progress import Cancelled
 
     try:
         yield
     except Cancelled:
         raise QgsProcessingException("Cancelled: no output was written.") from None
+    except MissingPackage as e:
+        raise missing_package_error(e.package, what, e.needed_for) from None
     except Loc2VecError as e:
         raise QgsProcessingException(user_message(e.problem, e.fix)) from None
     except ModuleNotFoundError as e:
-        if not e.name or e.name.split(".")[0] in ("loc2vec_engine", "loc2vec_qgis", "qgis"):
+        if third_party_missing(e) is None:
             raise
-        from qgis.core import QgsApplication
+        raise missing_package_error(e.name, what) from None
 
-        from .. import dependencies
 
-        target = dependencies.packages_dir(QgsApplication.qgisSettingsDirPath())
-        need = dependencies.missing(target=target)
-        fix = (f"{_INSTALL_FIX}; or install the missing packages with: {need.command_line()}" if need
-               else _INSTALL_FIX)
-        raise QgsProcessingException(user_message(
-            f"the loc2vec engine needs the Python package {e.name!r}, which QGIS's Python cannot import", fix)) from None
+def missing_package_error(package: str, what: str = "", needed_for: str = "") -> QgsProcessingException:
+    """"<what> needs the Python package 'X'", with the pip command into the plugin's folder, or the venv route."""
+    from qgis.core import QgsApplication
+
+    from .. import dependencies
+
+    target = dependencies.packages_dir(QgsApplication.qgisSettingsDirPath())
+    problem, fix = dependencies.missing_package_text(package, what or "the loc2vec engine", target, needed_for)
+    return QgsProcessingException(user_message(problem, f"{fix}; or {_INSTALL_FIX}"))
 
 
 def import_shapely():

@@ -119,7 +119,7 @@ class EvaluateAlgorithm(QgsProcessingAlgorithm):
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         area = self._area_path(parameters, context)
         out = Path(self.parameterAsFileOutput(parameters, self.OUTPUT, context))
-        with engine_errors():
+        with engine_errors(self.displayName()):
             from loc2vec_engine.evaluation.evaluate import evaluate_model  # torch, onnxruntime, sklearn: only now
 
             result = evaluate_model(

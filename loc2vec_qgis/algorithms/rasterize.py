@@ -235,7 +235,7 @@ class RasterizeAlgorithm(QgsProcessingAlgorithm):
             feedback.pushInfo("Extent (lon/lat): " + ",".join(f"{v:.6f}" for v in bbox))
 
         options = dict(spec=spec, bbox=bbox, clip=clip, crs=crs, pixel_size=pixel_size, preset=preset)
-        with engine_errors():
+        with engine_errors(self.displayName()):
             # Rows are checked before any reading, so a typo costs nothing; rows without LAYERS are refused.
             mapping = self.parameterAsMatrix(parameters, self.MAPPING, context) if parameters.get(self.MAPPING) else []
             if layers:

@@ -116,7 +116,7 @@ class SimilarAlgorithm(QgsProcessingAlgorithm):
         if parameters.get(self.EXCLUDE_RADIUS) not in (None, ""):
             radius = self.parameterAsDouble(parameters, self.EXCLUDE_RADIUS, context)
         out = self._output(parameters, context)
-        with engine_errors():
+        with engine_errors(self.displayName()):
             from loc2vec_engine.embeddings import read_embeddings
             from loc2vec_engine.search.similar import grid_stride, similar_at, write_similar
 

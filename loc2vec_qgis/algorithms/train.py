@@ -139,7 +139,7 @@ class TrainAlgorithm(QgsProcessingAlgorithm):
         areas = self._areas(parameters, context)
         run = Path(self.parameterAsString(parameters, self.RUN, context))
         model_out = self.parameterAsFileOutput(parameters, self.MODEL, context)
-        with engine_errors():
+        with engine_errors(self.displayName()):
             from loc2vec_engine.training.config import TrainConfig
             from loc2vec_engine.training.export import export_run
             from loc2vec_engine.training.loop import train  # torch: only now

@@ -3,21 +3,40 @@
 from __future__ import annotations
 
 from qgis.core import Qgis
-from qgis.PyQt.QtWidgets import QApplication, QPushButton
+from qgis.PyQt.QtCore import Qt
+from qgis.PyQt.QtWidgets import QApplication, QMessageBox, QPushButton
 
 from .. import dependencies
 
 
-def show_missing(iface, missing: dependencies.Missing):
-    """Push one warning naming the packages and the exact command; return the message-bar item."""
+def show_missing(iface, missing: dependencies.Missing, what: str = "Some loc2vec tools", verb: str = "need"):
+    """Push one warning that names the packages in a line the bar shows whole; Details… has the pip command.
+
+    The message bar shows one line of text (more only behind its scroll arrows), so the command and the
+    full list are in the Details window and the buttons' tooltips. Returns the message-bar item.
+    """
     bar = iface.messageBar()
-    item = bar.createMessage("loc2vec", missing.message("Some loc2vec tools"))
+    item = bar.createMessage("loc2vec", missing.message(what, verb))
+    details = QPushButton("Details…")
+    details.setToolTip(missing.command_line())
+    details.clicked.connect(lambda: _details(iface, missing))
     button = QPushButton("Install")
     button.setToolTip(missing.command_line())
     button.clicked.connect(lambda: _install(iface, missing, item))
+    item.layout().addWidget(details)
     item.layout().addWidget(button)
     bar.pushWidget(item, Qgis.Warning)
     return item
+
+
+def _details(iface, missing: dependencies.Missing) -> QMessageBox:
+    box = QMessageBox(QMessageBox.Information, "loc2vec: missing Python packages", missing.details(),
+                      QMessageBox.Close, iface.mainWindow())
+    box.setTextInteractionFlags(Qt.TextSelectableByMouse)  # the command can be copied
+    box.setModal(False)
+    box.setAttribute(Qt.WA_DeleteOnClose)
+    box.show()
+    return box
 
 
 def _install(iface, missing: dependencies.Missing, item) -> None:

@@ -7,9 +7,9 @@ selects the same features on the layer; selecting features on the map outlines t
 from __future__ import annotations
 
 import numpy as np
-from qgis.core import QgsFeatureRequest, QgsVectorLayer
+from qgis.core import QgsFeatureRequest, QgsProject, QgsVectorLayer
 from qgis.gui import QgsDockWidget
-from qgis.PyQt.QtCore import QRectF, Qt
+from qgis.PyQt.QtCore import QRectF, Qt, QTimer
 from qgis.PyQt.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from loc2vec_engine.clusters.colors import cluster_color
@@ -25,7 +25,12 @@ class UmapDock(QgsDockWidget):
         import pyqtgraph as pg
 
         self.setObjectName("loc2vec_umap_dock")
-        self.layer: QgsVectorLayer | None = None
+        self.layer: QgsVectorLayer | None = None  # the layer shown
+        self._watched: QgsVectorLayer | None = None  # the layer followed (also before it has a UMAP projection)
+        self._reload_timer = QTimer(self)
+        self._reload_timer.setSingleShot(True)
+        self._reload_timer.setInterval(0)
+        self._reload_timer.timeout.connect(self.reload)
         self.fids = np.empty(0, np.int64)
         self.xy = np.empty((0, 2))
         self.labels = np.empty(0, np.int64)
@@ -48,17 +53,36 @@ class UmapDock(QgsDockWidget):
         self.setWidget(body)
 
     # ---- layer -> scatter ------------------------------------------------------------------
+    def show_project_layer(self, active=None) -> bool:
+        """Show ``active`` when it is an embeddings layer, else the project's (top first, clustered ones first).
+
+        A project's active layer is often something else (the demo's query star, a basemap): the dock
+        then opens on the project's embeddings layer rather than on a note that this one is not one.
+        """
+        candidates = [active] if is_umap_layer(active) else []
+        candidates += [lyr for lyr in QgsProject.instance().layerTreeRoot().layerOrder()
+                       if is_umap_layer(lyr) and lyr is not active]
+        for layer in candidates:
+            if _has_projection(layer) and self.set_layer(layer):
+                return True
+        return self.set_layer(candidates[0] if candidates else active)
+
     def set_layer(self, layer) -> bool:
-        """Show ``layer`` (an embeddings layer); False (with a note) when it has no UMAP columns yet."""
-        if self.layer is not None:
-            try:
-                self.layer.selectionChanged.disconnect(self._map_selection_changed)
-            except (TypeError, RuntimeError):
-                pass
+        """Show ``layer`` (an embeddings layer); False (with a note) when it has no UMAP columns yet.
+
+        The dock follows the layer from then on: when *Cluster embeddings* rewrites it (new data, a new
+        renderer), the scatter is read again.
+        """
+        self._unwatch()
         self.layer = None
-        if not isinstance(layer, QgsVectorLayer) or not all(f in layer.fields().names() for f in NEEDED_FIELDS):
+        if not is_umap_layer(layer):
             self._clear("This layer is not a loc2vec embeddings layer.")
             return False
+        self._watch(layer)
+        return self._load(layer)
+
+    def _load(self, layer) -> bool:
+        self.layer = None
         fids, xy, labels = [], [], []
         request = QgsFeatureRequest().setFlags(QgsFeatureRequest.NoGeometry).setSubsetOfAttributes(
             list(NEEDED_FIELDS), layer.fields())
@@ -73,12 +97,47 @@ class UmapDock(QgsDockWidget):
         self.layer = layer
         self.fids, self.xy, self.labels = np.asarray(fids, np.int64), np.asarray(xy), np.asarray(labels, np.int64)
         self._draw()
-        layer.selectionChanged.connect(self._map_selection_changed)
         self._map_selection_changed()
         k = len(set(self.labels.tolist()) - {-1})
         self.status.setText(f"{layer.name()}: {len(self.fids)} cells, {k} clusters. Click or drag to select; "
                             "Shift adds to the selection.")
         return True
+
+    def _watch(self, layer) -> None:
+        self._watched = layer
+        layer.selectionChanged.connect(self._map_selection_changed)
+        layer.dataChanged.connect(self._reload_soon)
+        layer.rendererChanged.connect(self._reload_soon)
+        layer.willBeDeleted.connect(self._layer_deleted)
+
+    def _unwatch(self) -> None:
+        layer, self._watched = self._watched, None
+        if layer is None:
+            return
+        try:
+            signals = ((layer.selectionChanged, self._map_selection_changed), (layer.dataChanged, self._reload_soon),
+                       (layer.rendererChanged, self._reload_soon), (layer.willBeDeleted, self._layer_deleted))
+        except RuntimeError:  # the layer is gone, and its connections with it
+            return
+        for signal, slot in signals:
+            try:
+                signal.disconnect(slot)
+            except (TypeError, RuntimeError):
+                pass
+
+    def _reload_soon(self, *_) -> None:
+        """A reload and a restyle come together: read the layer once, when both are done."""
+        self._reload_timer.start()
+
+    def reload(self) -> bool:
+        """Read the watched layer again (its clusters or projection changed)."""
+        if self._watched is None:
+            return False
+        return self._load(self._watched)
+
+    def _layer_deleted(self) -> None:
+        self._watched = self.layer = None  # its connections go with it
+        self._clear("The embeddings layer was removed from the project.")
 
     def _clear(self, message: str) -> None:
         self.fids, self.xy, self.labels = np.empty(0, np.int64), np.empty((0, 2)), np.empty(0, np.int64)
@@ -139,6 +198,18 @@ class UmapDock(QgsDockWidget):
             return []
         chosen = np.isin(self.fids, np.asarray(list(self.layer.selectedFeatureIds()), np.int64))
         return sorted(int(f) for f in self.fids[chosen])
+
+
+def is_umap_layer(layer) -> bool:
+    """A vector layer with the columns the dock reads (an embeddings layer, clustered or not yet)."""
+    return (isinstance(layer, QgsVectorLayer) and layer.isValid()
+            and all(f in layer.fields().names() for f in NEEDED_FIELDS))
+
+
+def _has_projection(layer) -> bool:
+    request = QgsFeatureRequest().setFlags(QgsFeatureRequest.NoGeometry).setSubsetOfAttributes(
+        ["umap_x"], layer.fields()).setFilterExpression('"umap_x" IS NOT NULL').setLimit(1)
+    return any(True for _ in layer.getFeatures(request))
 
 
 def _null(value) -> bool:
