@@ -47,6 +47,12 @@ RECIPES = {
     "infonce_sem": dict(encoder="loc2vec", tile_size_px=64, batch_size=48, lr=5e-4, loss="infonce",
                         temperature=0.1, false_negative_m=300.0, pos_range_m=(0.0, 100.0), uniformity_weight=0.05,
                         composition_weight=1.0, built_up_weight=0.5, balance_areas=True, semantic_share=0.3),
+    # InfoNCE on the hybrid itself (learned ⊕ sqrt composition, share 0.5; no composition head, which the
+    # hybrid already holds): the network is pushed to learn what the composition lacks
+    "infonce_through_hybrid": dict(encoder="loc2vec", tile_size_px=64, batch_size=48, lr=5e-4, loss="infonce",
+                                   temperature=0.1, false_negative_m=300.0, pos_range_m=(0.0, 100.0),
+                                   uniformity_weight=0.05, hybrid_share=0.5, composition_transform="sqrt",
+                                   built_up_weight=0.5, balance_areas=True),
 }
 SET_ORDER = ("model", "model_learned", "model_composition", "fractions", "multiscale", "random_conv", "random_init",
              "coordinates")

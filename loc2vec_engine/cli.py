@@ -111,7 +111,8 @@ def cmd_train(args) -> None:
         built_up_weight=args.built_up_weight,
         balance_areas=args.balance_areas, seed=args.seed, device=args.device, extra={"spec": args.spec},
         loss=args.loss, temperature=args.temperature, false_negative_m=args.false_negative_m,
-        uniformity_weight=args.uniformity_weight, composition_weight=args.composition_weight)
+        uniformity_weight=args.uniformity_weight, composition_weight=args.composition_weight,
+        hybrid_share=args.hybrid_share, composition_transform=args.composition_transform)
     result = train(cfg, resume=args.resume)
     print(f"{result.stopped}: step {result.step}, best validation triplet accuracy {result.best_val_acc:.4f} "
           f"(channel-fractions baseline on the same triplets: {result.baseline_val_acc:.4f})")
@@ -125,7 +126,7 @@ def cmd_export(args) -> None:
 
     check_writable(args.out)  # before loading torch and the checkpoint
     for given, name in ((args.composition_areas, "--composition-areas"),
-                        (args.composition_transform != "linear", "--composition-transform")):
+                        (args.composition_transform is not None, "--composition-transform")):
         if given and not args.hybrid_share:
             raise Loc2VecError(f"{name} is given without --hybrid-share",
                                f"add --hybrid-share 0.5 to export a hybrid model, or leave {name} out")
@@ -133,8 +134,10 @@ def cmd_export(args) -> None:
         AreaRaster.open(path)  # header only: a missing or wrong file fails before torch loads
     out = export_run(args.run, args.out, which=args.checkpoint, hybrid_share=args.hybrid_share,
                      composition_areas=args.composition_areas, composition_transform=args.composition_transform)
-    print(f"wrote {out}" + (f" (hybrid: learned part ⊕ composition, share {args.hybrid_share:g})"
-                            if args.hybrid_share else ""))
+    from .export.runtime import read_onnx_meta
+
+    hybrid = read_onnx_meta(out).get("hybrid")
+    print(f"wrote {out}" + (f" (hybrid: learned part ⊕ composition, share {hybrid['share']:g})" if hybrid else ""))
 
 
 def cmd_demo(args) -> None:
@@ -214,6 +217,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--uniformity-weight", type=float, default=0.0, help="weight of the uniformity term (default 0)")
     t.add_argument("--composition-weight", type=float, default=0.0,
                    help="weight of the 150/300/500 m composition head (default 0: no head)")
+    t.add_argument("--hybrid-share", type=float, default=0.0, metavar="A",
+                   help="train through the hybrid (learned ⊕ standardised composition, share A): the network "
+                        "learns what the composition lacks; export then writes that hybrid (default 0: alone)")
+    t.add_argument("--composition-transform", default="linear", choices=["linear", "sqrt"],
+                   help="of the hybrid's composition part (with --hybrid-share; default linear)")
     t.add_argument("--val-every", type=int, default=100, help="validate every K steps (default 100)")
     t.add_argument("--val-triplets", type=int, default=256)
     t.add_argument("--patience", type=int, default=10, help="validations without improvement before stopping")
@@ -239,11 +247,13 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--checkpoint", default="best", choices=["best", "last"])
     e.add_argument("--hybrid-share", type=float, default=None, metavar="A",
                    help="export the hybrid model: the learned embedding joined with the tile's standardised "
-                        "multi-scale composition, A = the composition's share of the similarity (0 < A < 1)")
+                        "multi-scale composition, A = the composition's share of the similarity (0 < A < 1); "
+                        "default: the share the run trained through (training --hybrid-share), 0 = learned alone")
     e.add_argument("--composition-areas", nargs="+", metavar="AREA.tif",
                    help="areas whose tiles give the composition statistics (default: the run's training areas)")
-    e.add_argument("--composition-transform", default="linear", choices=["linear", "sqrt"],
-                   help="sqrt: square roots of the shares before standardising (small shares count more)")
+    e.add_argument("--composition-transform", default=None, choices=["linear", "sqrt"],
+                   help="sqrt: square roots of the shares before standardising (small shares count more); "
+                        "default: the run's own (training --composition-transform), else linear")
     e.set_defaults(func=cmd_export)
 
     d = sub.add_parser("demo", help="the main job on bundled data, no network")

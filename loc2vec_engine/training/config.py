@@ -33,6 +33,8 @@ class TrainConfig:
     false_negative_m: float = 300.0  # InfoNCE: candidates nearer than this to the anchor are not negatives
     uniformity_weight: float = 0.0  # weight of the uniformity term (spreads the embedding out)
     composition_weight: float = 0.0  # weight of the multi-scale composition head's squared error
+    hybrid_share: float = 0.0  # > 0: the loss sees the hybrid (learned ⊕ composition, this share); export default
+    composition_transform: str = "linear"  # of the hybrid's composition part: linear or sqrt
     pos_range_m: tuple[float, float] = (100.0, 200.0)
     neg_min_m: float = 2000.0
     neg_mode: str = "far"
@@ -72,6 +74,13 @@ class TrainConfig:
                                "e.g. --temperature 0.1 --false-negative-m 300")
         if self.uniformity_weight < 0 or self.composition_weight < 0:
             raise Loc2VecError("loss weights must be >= 0", "e.g. --uniformity-weight 0.1 --composition-weight 1")
+        if not 0 <= self.hybrid_share < 1 or self.composition_transform not in ("linear", "sqrt"):
+            raise Loc2VecError(f"hybrid training share {self.hybrid_share} / transform {self.composition_transform!r} "
+                               "is out of range", "use e.g. --hybrid-share 0.5 --composition-transform sqrt "
+                               "(share 0 = train the learned embedding alone)")
+        if self.hybrid_share and self.composition_weight:
+            raise Loc2VecError("the composition head and hybrid training exclude each other: the hybrid already "
+                               "holds the composition", "drop --composition-weight, or --hybrid-share")
         if not 0 <= self.semantic_share <= 1:
             raise Loc2VecError(f"semantic positives share {self.semantic_share} is out of range",
                                "use a fraction, e.g. --semantic-positives 0.5 (0 = near positives only)")

@@ -15,7 +15,9 @@ from .checkpoint import load_checkpoint
 
 
 def export_run(run_or_checkpoint, out, which: str = "best", hybrid_share: float | None = None,
-               composition_areas=None, composition_transform: str = "linear") -> Path:
+               composition_areas=None, composition_transform: str | None = None) -> Path:
+    """``hybrid_share`` / ``composition_transform`` None: those the run trained through (``TrainConfig``),
+    so a run trained as a hybrid exports as that hybrid; 0: the learned embedding alone."""
     from ..encoders import load_encoder
     from ..export.onnx import export_onnx
 
@@ -27,6 +29,11 @@ def export_run(run_or_checkpoint, out, which: str = "best", hybrid_share: float 
     missing = [k for k in ("tile_size_px", "tile_size_m", "channel_names") if k not in meta]
     if missing:
         raise Loc2VecError(f"checkpoint {src} lacks {', '.join(missing)}", "export a checkpoint written by loc2vec train")
+    trained = ck.get("config") or {}
+    if hybrid_share is None:
+        hybrid_share = float(trained.get("hybrid_share") or 0.0)
+    if composition_transform is None:
+        composition_transform = trained.get("composition_transform") or "linear"
     model = load_encoder(src)
     extra = {"checkpoint_step": str(ck.get("step", "")), "checkpoint": src.name}
     if hybrid_share:
@@ -50,6 +57,13 @@ def _hybrid(model, meta, ck, share, composition_areas, transform):
     if not 0.0 < share < 1.0:
         raise Loc2VecError(f"--hybrid-share must be in (0, 1), not {share:g}",
                            "use e.g. --hybrid-share 0.5 (0 exports the learned embedding alone)")
+    trained = meta.get("trained_hybrid") or {}
+    comp = trained.get("composition") or {}
+    if not composition_areas and comp.get("transform") == transform:
+        # trained through the hybrid: the statistics it trained with (the areas need not exist any more)
+        from ..encoders.composition import CompositionStats
+
+        return HybridEncoder(model, CompositionStats.from_meta(comp), share)
     areas = composition_areas
     if not areas:
         areas = list((ck.get("config") or {}).get("areas") or [])

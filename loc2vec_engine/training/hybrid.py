@@ -1,4 +1,5 @@
-"""The composition statistics a hybrid model standardises with, from the training areas' tiles.
+"""The composition statistics a hybrid model standardises with, from the training areas' tiles; and the
+hybrid a run trains through when ``hybrid_share`` > 0.
 
 A hybrid model (``encoders.hybrid``) joins the learned embedding with the tile's multi-scale
 composition, standardised so that every fraction counts alike. The mean and std come from tiles of the
@@ -46,6 +47,22 @@ def composition_statistics(areas, tile_size_m: float, tile_size_px: int, tiles_p
     if not feats:
         raise Loc2VecError("no areas given for the composition statistics", "pass the training areas")
     return CompositionStats.fit(np.concatenate(feats), windows, transform)
+
+
+def hybrid_for_training(cfg, model, areas, device):
+    """The hybrid encoder the loss sees when ``cfg.hybrid_share`` > 0 (else None).
+
+    Trained this way the learned part is pushed to carry what the fixed composition part lacks (the
+    layout) instead of repeating it, which a stand-alone model must do. The statistics are computed as
+    ``export_run`` computes them from the same areas, so the exported hybrid is the one trained; only the
+    learned part's weights are trained and saved.
+    """
+    if not cfg.hybrid_share:
+        return None
+    from ..encoders.hybrid import HybridEncoder
+
+    stats = composition_statistics(areas, cfg.tile_size_m, cfg.tile_size_px, transform=cfg.composition_transform)
+    return HybridEncoder(model, stats, cfg.hybrid_share).to(device)
 
 
 def valid_centres(sampler, n: int, min_valid: float, rng) -> np.ndarray:

@@ -22,6 +22,7 @@ from ..errors import Loc2VecError
 from ..progress import Cancelled, Progress
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import TrainConfig
+from .hybrid import hybrid_for_training
 from .objective import composition_aux_head, objective
 
 # mean_cos, eff_rank: embedding health of the validation anchors (evaluation.health), at each validation.
@@ -61,6 +62,9 @@ def train(cfg: TrainConfig, resume: bool = False, progress=None, prefetch: bool 
     train_sampler, val_triplets = _samplers(cfg, areas, device, dist.rank)
     augment = _augment(cfg, device, dist.rank)
     aux = composition_aux_head(cfg, model, areas, device)
+    net = hybrid_for_training(cfg, model, areas, device) or model  # what the loss and validation see
+    if net is not model:  # the statistics trained with travel in every checkpoint: export reuses them
+        meta["trained_hybrid"] = {"share": net.share, "composition": net.meta["hybrid"]["composition"]}
     params = list(model.parameters()) + (list(aux.parameters()) if aux is not None else [])
     opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(opt, T_0=max(cfg.restart_steps, 1))
@@ -80,7 +84,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress=None, prefetch: bool 
         _restore_rng(ck["rng"], train_sampler, augment, dist.rank)
         if dist.rank == 0:
             _truncate_metrics(run / "metrics.csv", step)
-    ddp_model = dist.wrap(model, device)
+    ddp_model = dist.wrap(net, device)
 
     baseline_acc = _baseline_accuracy(val_triplets, train_sampler)
     log = _MetricsLog(run / "metrics.csv", enabled=dist.rank == 0)
@@ -88,7 +92,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress=None, prefetch: bool 
     stale, stopped = 0, "steps"
     window = {"loss": 0.0, "acc": 0.0, "active": 0.0, "n": 0}
     if step == 0:  # the untrained model, so the curve shows what training added
-        acc, health = _validate(model, val_triplets, cfg.batch_size)
+        acc, health = _validate(net, val_triplets, cfg.batch_size)
         log.write({"step": 0, "elapsed_s": 0.0, "lr": cfg.lr, "train_loss": "", "train_acc": "", "active": "",
                    "val_acc": acc, **health})
     bar = Progress(total=cfg.steps, desc="train", callback=progress, enabled=progress is None and dist.rank == 0)
@@ -127,7 +131,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress=None, prefetch: bool 
                 window = {"loss": 0.0, "acc": 0.0, "active": 0.0, "n": 0}
             out_of_time = cfg.max_minutes is not None and elapsed > cfg.max_minutes * 60
             if step % cfg.val_every == 0 or step == cfg.steps or out_of_time:
-                acc, health = _validate(model, val_triplets, cfg.batch_size)
+                acc, health = _validate(net, val_triplets, cfg.batch_size)
                 if row is None:
                     row = {"step": step, "elapsed_s": round(elapsed, 2), "lr": opt.param_groups[0]["lr"],
                            "train_loss": "", "train_acc": "", "active": "", "val_acc": ""}

@@ -275,6 +275,8 @@ def test_broken_pipe_in_process(capsys, monkeypatch, porto_area):
     (["--loss", "infonce", "--temperature", "0"], "temperature must be > 0"),
     (["--composition-weight", "-1"], "loss weights must be >= 0"),
     (["--semantic-positives", "1.5"], "semantic positives share 1.5 is out of range"),
+    (["--hybrid-share", "1"], "hybrid training share 1.0"),
+    (["--hybrid-share", "0.5", "--composition-weight", "1"], "exclude each other"),
 ])
 def test_bad_training_objective(capsys, tmp_path, porto_area, flags, expected):
     run = tmp_path / "run"

@@ -264,3 +264,55 @@ def test_infonce_with_uniformity_and_composition_head_learns_and_resumes(andorra
 def test_unknown_loss_is_refused(andorra_area, tmp_path):
     with pytest.raises(Loc2VecError, match="unknown loss"):
         train(TrainConfig(areas=[str(andorra_area)], out=str(tmp_path / "x"), loss="cosine", **TINY))
+
+
+def test_training_through_the_hybrid_exports_that_hybrid(andorra_area, tmp_path):
+    """--hybrid-share at training: the loss sees learned ⊕ composition; the export is that hybrid by default,
+    with the statistics it trained with (even once the areas are gone), and share 0 gives the learned part."""
+    import shutil
+
+    import numpy as np
+
+    from loc2vec_engine.embeddings.onnx_encoder import OnnxEncoder
+    from loc2vec_engine.export.runtime import read_onnx_meta
+    from loc2vec_engine.training.export import export_run
+
+    area = tmp_path / "andorra.tif"
+    shutil.copy(andorra_area, area)
+    run = tmp_path / "hyb"
+    cfg = TrainConfig(areas=[str(area)], out=str(run), steps=20, loss="infonce", hybrid_share=0.5,
+                      composition_transform="sqrt", uniformity_weight=0.05, **TINY)
+    result = train(cfg, progress=_quiet)
+    ck = load_checkpoint(run / "last.pt")
+    # the learned part was trained through the hybrid: its weights left their seeded initialisation
+    from loc2vec_engine.encoders import create_encoder
+
+    torch.manual_seed(cfg.seed)
+    init = create_encoder("loc2vec", in_channels=12, embedding_dim=32).state_dict()
+    moved = [k for k, v in ck["model"].items() if v.is_floating_point() and not torch.equal(v, init[k])]
+    assert len(moved) > len(init) // 2, moved
+    assert set(ck["model"]) and not any(k.startswith("comp_") for k in ck["model"])  # the learned part only
+    assert ck["meta"]["trained_hybrid"]["share"] == 0.5
+    area.unlink()  # the export must not need the training areas any more
+    hybrid = export_run(run, tmp_path / "hybrid.onnx")
+    meta = read_onnx_meta(hybrid)
+    assert meta["hybrid"]["share"] == 0.5 and meta["hybrid"]["composition"]["transform"] == "sqrt"
+    assert meta["hybrid"]["composition"]["mean"] == ck["meta"]["trained_hybrid"]["composition"]["mean"]
+    assert meta["embedding_size"] == 32 + 36
+    alone = export_run(run, tmp_path / "alone.onnx", hybrid_share=0)
+    assert "hybrid" not in read_onnx_meta(alone) and read_onnx_meta(alone)["embedding_size"] == 32
+    # the learned columns of the hybrid are the stand-alone model's, scaled by sqrt(1 - a) before the joint
+    # normalisation: the same direction
+    x = ((np.random.default_rng(0).random((4, 12, 64, 64)) < 0.2) * 255).astype(np.uint8)
+    h, a = OnnxEncoder(hybrid, "cpu").embed(x), OnnxEncoder(alone, "cpu").embed(x)
+    cos = (h[:, :32] * a).sum(1) / np.linalg.norm(h[:, :32], axis=1) / np.linalg.norm(a, axis=1)
+    np.testing.assert_allclose(cos, 1.0, atol=1e-4)
+    assert result.best_val_acc > 0.5
+
+
+def test_hybrid_training_refuses_the_composition_head(andorra_area, tmp_path):
+    cfg = TrainConfig(areas=[str(andorra_area)], out=str(tmp_path / "x"), steps=5, loss="infonce", hybrid_share=0.5,
+                      composition_weight=1.0, **TINY)
+    with pytest.raises(Loc2VecError, match="exclude each other") as e:
+        train(cfg, progress=_quiet)
+    assert e.value.fix and not (tmp_path / "x").exists()
