@@ -11,6 +11,7 @@ import tempfile
 from pathlib import Path
 
 from .. import ATTRIBUTION
+from ..atomic import check_folder_writable
 from ..errors import Loc2VecError
 
 SETS = {"model": "model", "model_learned": "learned part", "model_composition": "composition part",
@@ -35,8 +36,7 @@ def check_report_dir(out_dir) -> Path:
     parent = out.parent if str(out.parent) else Path(".")
     if not parent.is_dir():
         raise Loc2VecError(f"output folder {parent} does not exist", f"create it first: mkdir -p {parent}")
-    if not os.access(parent, os.W_OK):
-        raise Loc2VecError(f"output folder {parent} is not writable", "choose a folder you can write to")
+    check_folder_writable(parent)  # really creates a file: os.access says yes to root everywhere
     if out.exists() and not out.is_dir():
         raise Loc2VecError(f"{out} is a file, not a report folder", "give a folder name for --out, e.g. report")
     if out.is_dir() and any(out.iterdir()) and not (out / "metrics.json").is_file():

@@ -283,3 +283,15 @@ def test_bad_training_objective(capsys, tmp_path, porto_area, flags, expected):
     rc, err = _run(capsys, "train", porto_area, "--out", run, *flags)
     assert rc == 2 and err.startswith("error: ") and "\n  fix: " in err and expected in err, err
     assert not run.exists()  # refused before the run folder is made
+
+
+def test_report_folder_check_really_probes(tmp_path):
+    """evaluate_model (the engine call the Processing algorithm makes) refuses an unwritable parent before
+    any work: its check creates a file, as check_writable does, instead of asking os.access."""
+    from loc2vec_engine.errors import Loc2VecError
+    from loc2vec_engine.evaluation.report import check_report_dir
+
+    with pytest.raises(Loc2VecError, match="output folder /proc is not writable"):
+        check_report_dir("/proc/report")
+    assert check_report_dir(tmp_path / "report") == tmp_path / "report"
+    assert list(tmp_path.iterdir()) == []
