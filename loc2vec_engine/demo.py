@@ -227,7 +227,7 @@ def _project(step, out: Path, area, emb: Path, clusters, similar_gpkg: Path, lan
         ScorePointsLayer(similar_gpkg, name=f"{K_SIMILAR} places most like {LANDMARK[0]}, beyond one tile of it"),
         ClusterPointsLayer(emb, k=clusters.n_clusters, stride_m=STRIDE_M, name="kinds of place (clusters)",
                            noise=bool((clusters.labels < 0).any())),
-        RasterLayer(area.path, name="major roads (area raster band 1)", band=roads, opacity=0.6),
+        RasterLayer(area.path, name="area raster (drawn: major roads)", band=roads, opacity=0.6),
     ]
     return write_qgz(out / "porto.qgz", layers, area.crs_wkt, "loc2vec demo: central Porto")
 

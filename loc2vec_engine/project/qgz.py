@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime
 import os
-import sqlite3
 import uuid
 import warnings
 import xml.etree.ElementTree as ET
@@ -23,11 +22,14 @@ from .. import ATTRIBUTION, __version__
 from ..atomic import atomic_output, check_writable
 from ..clusters.colors import cluster_color
 from ..errors import Loc2VecError
+from .legend import cluster_label, range_labels, rank_classes
+from .sources import check_gpkg, check_raster, columns, field_range, gpkg_extent, relative, row_count, union, value_counts
 
 QGIS_VERSION = "3.22.0-Białowieża"  # the QGIS this XML is tested with (3.22 LTR); later 3.x read it too
 OSM_COPYRIGHT_URL = "https://www.openstreetmap.org/copyright"
 # RdYlGn: red = least similar, green = most similar (the best hits stand out as "go").
 SCORE_RAMP = ("#d7191c", "#fdae61", "#ffffbf", "#a6d96a", "#1a9641")
+SELECTION_RGBA = (255, 255, 0, 255)  # selected features: yellow, as QGIS draws them by default
 
 
 # ---- layer specs -----------------------------------------------------------------------------
@@ -42,8 +44,8 @@ class ClusterPointsLayer:
     layer: str = "embeddings"
     name: str = "clusters"
     field: str = "cluster"
-    labels: dict[int, str] | None = None  # cluster -> short description, shown in the legend
-    noise: bool = False  # add HDBSCAN's grey "-1 noise" category
+    labels: dict[int, str] | None = None  # cluster -> short description, shown in the legend after its size
+    noise: bool = False  # add HDBSCAN's grey "noise" category
     opacity: float = 0.85
 
 
@@ -106,7 +108,7 @@ def write_qgz(path, layers: list, crs_wkt: str, title: str, extent=None) -> Path
     home = path.resolve().parent
     built = [_layer(spec, home, srs, i) for i, spec in enumerate(layers)]
     if extent is None:
-        extent = _union([b["extent"] for b in built])
+        extent = union([b["extent"] for b in built])
     root = _project_xml(title, srs, built, extent, units)
     ET.indent(root)
     data = ET.tostring(root, encoding="utf-8", xml_declaration=True)
@@ -181,6 +183,9 @@ def _properties() -> ET.Element:
     props = ET.Element("properties")
     _entry(ET.SubElement(props, "Paths"), "Absolute", "bool", "false")
     _entry(ET.SubElement(props, "SpatialRefSys"), "ProjectionsEnabled", "int", "1")
+    gui = ET.SubElement(props, "Gui")  # selected cells in a colour none of the clusters has (QGIS's default yellow);
+    for part, value in zip(("Red", "Green", "Blue", "Alpha"), SELECTION_RGBA):  # unset, 3.22 reads white
+        _entry(gui, f"SelectionColor{part}Part", "int", str(value))
     label = ET.SubElement(props, "CopyrightLabel")
     _entry(label, "Enabled", "bool", "true")
     _entry(label, "Label", "QString", ATTRIBUTION)
@@ -221,11 +226,11 @@ def _cluster_layer(spec: ClusterPointsLayer, home, srs, layer_id) -> dict:
     if not spec.stride_m or spec.stride_m <= 0:
         raise Loc2VecError(f"stride_m = {spec.stride_m} for layer {spec.name!r}",
                            "give the cell stride in map units (the 'stride_m' of the embeddings meta)")
-    extent = _gpkg_extent(_check_gpkg(spec.gpkg_path, spec.layer, [spec.field]), spec.layer)
-    labels = spec.labels or {}
+    path = check_gpkg(spec.gpkg_path, spec.layer, [spec.field])
+    extent = gpkg_extent(path, spec.layer)
+    labels, cells = spec.labels or {}, value_counts(path, spec.layer, spec.field)
     values = [*([-1] if spec.noise else []), *range(int(spec.k))]
-    cats = [(v, "-1 noise" if v < 0 else f"{v} {labels[v]}" if v in labels else str(v), cluster_color(v))
-            for v in values]
+    cats = [(v, cluster_label(v, cells.get(v, 0), labels.get(v)), cluster_color(v)) for v in values]
     renderer = _categorized(spec.field, cats, lambda name, color: _cell_symbol(name, spec.stride_m, color))
     half = spec.stride_m / 2  # the squares reach half a cell beyond the outer centres
     extent = None if extent is None else (extent[0] - half, extent[1] - half, extent[2] + half, extent[3] + half)
@@ -233,33 +238,38 @@ def _cluster_layer(spec: ClusterPointsLayer, home, srs, layer_id) -> dict:
 
 
 def _score_layer(spec: ScorePointsLayer, home, srs, layer_id) -> dict:
-    path = _check_gpkg(spec.gpkg_path, spec.layer, [spec.field])
+    path = check_gpkg(spec.gpkg_path, spec.layer, [spec.field])
     if int(spec.classes) < 1:
         raise Loc2VecError(f"{spec.classes} classes for layer {spec.name!r}", "give classes >= 1")
-    lo, hi = _field_range(path, spec.layer, spec.field, spec.vmin, spec.vmax)
+    lo, hi = field_range(path, spec.layer, spec.field, spec.vmin, spec.vmax)
     if spec.stride_m:
         def symbol(name, color):
             return _cell_symbol(name, spec.stride_m, color)
     else:
         def symbol(name, color):
             return _dot_symbol(name, "circle", 3.0, color, "#232323")
-    return _vector(spec, home, srs, layer_id, _graduated(spec.field, lo, hi, int(spec.classes), symbol),
-                   _gpkg_extent(path, spec.layer))
+    renderer = _graduated(spec.field, lo, hi, int(spec.classes), symbol)
+    if renderer is None:  # the scores crowd beyond what decimals can tell apart: classes of ranks
+        if "rank" not in columns(path, spec.layer):
+            renderer = _graduated(spec.field, lo, hi, 1, symbol)  # one class: no labels that read alike
+        else:
+            renderer = _rank_graduated(row_count(path, spec.layer), int(spec.classes), symbol)
+    return _vector(spec, home, srs, layer_id, renderer, gpkg_extent(path, spec.layer))
 
 
 def _label_layer(spec: LabelPointsLayer, home, srs, layer_id) -> dict:
-    path = _check_gpkg(spec.gpkg_path, spec.layer, [spec.label_field])
+    path = check_gpkg(spec.gpkg_path, spec.layer, [spec.label_field])
     renderer = ET.Element("renderer-v2", type="singleSymbol", forceraster="0", symbollevels="0", enableorderby="0")
     star = _dot_symbol("0", "star", spec.size_mm, spec.color, "#ffffff")
     ET.SubElement(renderer, "symbols").append(star)
-    built = _vector(spec, home, srs, layer_id, renderer, _gpkg_extent(path, spec.layer))
+    built = _vector(spec, home, srs, layer_id, renderer, gpkg_extent(path, spec.layer))
     built["xml"].set("labelsEnabled", "1")
     built["xml"].append(_labeling(spec.label_field, spec.color))
     return built
 
 
 def _vector(spec, home: Path, srs, layer_id: str, renderer: ET.Element, extent) -> dict:
-    source = f"{_relative(spec.gpkg_path, home)}|layername={spec.layer}"
+    source = f"{relative(spec.gpkg_path, home)}|layername={spec.layer}"
     ml = _maplayer("vector", layer_id, source, spec.name, srs, "ogr", geometry="Point", wkbType="Point",
                    labelsEnabled="0")
     ml.find("provider").set("encoding", "UTF-8")
@@ -270,13 +280,13 @@ def _vector(spec, home: Path, srs, layer_id: str, renderer: ET.Element, extent) 
 
 
 def _raster_layer(spec: RasterLayer, home, srs, layer_id) -> dict:
-    path, bands, extent = _check_raster(spec.tif_path)
+    path, bands, extent = check_raster(spec.tif_path)
     if not 1 <= int(spec.band) <= bands:
         raise Loc2VecError(f"band {spec.band} of {path.name}, which has {bands} bands",
                            f"give a band from 1 to {bands}")
     if spec.gradient not in ("WhiteToBlack", "BlackToWhite"):
         raise Loc2VecError(f"gradient {spec.gradient!r}", "use 'WhiteToBlack' or 'BlackToWhite'")
-    source = _relative(path, home)
+    source = relative(path, home)
     ml = _maplayer("raster", layer_id, source, spec.name, srs, "gdal")
     pipe = ET.SubElement(ml, "pipe")
     rr = ET.SubElement(pipe, "rasterrenderer", type="singlebandgray", grayBand=str(int(spec.band)),
@@ -314,18 +324,36 @@ def _categorized(field: str, cats: list[tuple[int, str, str]], symbol) -> ET.Ele
     return r
 
 
-def _graduated(field: str, lo: float, hi: float, classes: int, symbol) -> ET.Element:
-    """Equal intervals from ``lo`` to ``hi`` coloured along SCORE_RAMP, drawn with ``symbol(name, colour)``."""
+def _graduated(field: str, lo: float, hi: float, classes: int, symbol) -> ET.Element | None:
+    """Equal intervals from ``lo`` to ``hi`` coloured along SCORE_RAMP, drawn with ``symbol(name, colour)``;
+    labelled with as many decimals as it takes to tell them apart (None when none do: use ranks)."""
+    step = (hi - lo) / classes
+    edges = [lo + i * step for i in range(classes)] + [hi]
+    labels = range_labels(edges)
+    if labels is None:
+        return None
     r = ET.Element("renderer-v2", type="graduatedSymbol", attr=field, graduatedMethod="GraduatedColor",
                    forceraster="0", symbollevels="0", enableorderby="0")
     ranges, symbols = ET.SubElement(r, "ranges"), ET.SubElement(r, "symbols")
-    step = (hi - lo) / classes
     for i in range(classes):
-        lower, upper = lo + i * step, (hi if i == classes - 1 else lo + (i + 1) * step)
-        ET.SubElement(ranges, "range", lower=repr(lower), upper=repr(upper), symbol=str(i),
-                      label=f"{lower:.3f} – {upper:.3f}", render="true")
+        ET.SubElement(ranges, "range", lower=repr(edges[i]), upper=repr(edges[i + 1]), symbol=str(i),
+                      label=labels[i], render="true")
         symbols.append(symbol(str(i), _ramp(SCORE_RAMP, i / (classes - 1) if classes > 1 else 1.0)))
     ET.SubElement(r, "mode", name="equal")
+    return r
+
+
+def _rank_graduated(n: int, classes: int, symbol) -> ET.Element:
+    """Classes of the ``rank`` field (1 = best, green), labelled 'ranks 1–2': for scores that crowd."""
+    r = ET.Element("renderer-v2", type="graduatedSymbol", attr="rank", graduatedMethod="GraduatedColor",
+                   forceraster="0", symbollevels="0", enableorderby="0")
+    ranges, symbols = ET.SubElement(r, "ranges"), ET.SubElement(r, "symbols")
+    groups = rank_classes(max(n, 1), classes)
+    for i, (first, last, label) in enumerate(groups):
+        ET.SubElement(ranges, "range", lower=repr(first - 0.5), upper=repr(last + 0.5), symbol=str(i), label=label,
+                      render="true")
+        symbols.append(symbol(str(i), _ramp(SCORE_RAMP, 1.0 - i / (len(groups) - 1) if len(groups) > 1 else 1.0)))
+    ET.SubElement(r, "mode", name="custom")
     return r
 
 
@@ -410,105 +438,6 @@ def _try(fn):
         return None
 
 
-# ---- data checks and extents -----------------------------------------------------------------
-def _check_gpkg(path, layer: str, fields: list[str]) -> Path:
-    """The GeoPackage exists and has ``layer`` with ``fields``: else one clear error, before writing."""
-    path = Path(path)
-    if not path.is_file():
-        raise Loc2VecError(f"GeoPackage {path} not found", "write the layer's data before the project")
-    try:
-        con = _connect_ro(path)
-        try:
-            columns = {row[1] for row in con.execute(f"PRAGMA table_info({_quote(layer)})")}
-        finally:
-            con.close()
-    except sqlite3.DatabaseError as e:
-        raise Loc2VecError(f"{path} is not a GeoPackage ({e})", "give a .gpkg written by loc2vec") from None
-    if not columns:
-        raise Loc2VecError(f"{path.name} has no layer {layer!r}", "give the layer name inside the GeoPackage")
-    missing = [f for f in fields if f not in columns]
-    if missing:
-        raise Loc2VecError(f"layer {layer!r} of {path.name} has no field {missing[0]!r}",
-                           f"use one of: {', '.join(sorted(columns))}")
-    return path
-
-
-def _connect_ro(path: Path) -> sqlite3.Connection:
-    """Read-only, so that checking a GeoPackage never creates or changes one (URI-quoted: '#', '?' in names)."""
-    return sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True)
-
-
-def _gpkg_extent(path: Path, layer: str):
-    """(xmin, ymin, xmax, ymax) of a GeoPackage layer: gpkg_contents, else its R-tree; None if empty."""
-    con = _connect_ro(path)
-    try:
-        row = con.execute("SELECT min_x, min_y, max_x, max_y FROM gpkg_contents WHERE table_name = ?",
-                          (layer,)).fetchone()
-        if row is None or None in row:
-            geom = con.execute("SELECT column_name FROM gpkg_geometry_columns WHERE table_name = ?",
-                               (layer,)).fetchone()
-            row = con.execute(f"SELECT min(minx), min(miny), max(maxx), max(maxy) FROM "
-                              f"{_quote(f'rtree_{layer}_{geom[0]}')}").fetchone() if geom else None
-    except sqlite3.DatabaseError:
-        row = None
-    finally:
-        con.close()
-    return None if row is None or None in row else tuple(float(v) for v in row)
-
-
-def _field_range(path: Path, layer: str, field: str, vmin, vmax) -> tuple[float, float]:
-    """The score range: given, or the field's min/max; never empty (one hit gets a tiny interval)."""
-    if vmin is None or vmax is None:
-        con = _connect_ro(path)
-        try:
-            lo, hi = con.execute(f"SELECT min({_quote(field)}), max({_quote(field)}) FROM {_quote(layer)}").fetchone()
-        finally:
-            con.close()
-        if lo is None:
-            raise Loc2VecError(f"layer {layer!r} of {path.name} has no {field} values",
-                               f"give vmin and vmax, or write a layer with {field} values")
-        vmin = lo if vmin is None else vmin
-        vmax = hi if vmax is None else vmax
-    vmin, vmax = float(vmin), float(vmax)
-    if vmax < vmin:
-        raise Loc2VecError(f"score range {vmin} .. {vmax} is reversed", "give vmin <= vmax")
-    return (vmin, vmax) if vmax > vmin else (vmin - 1e-6, vmax + 1e-6)
-
-
-def _check_raster(path) -> tuple[Path, int, tuple]:
-    """(path, band count, extent) of a raster GDAL can open."""
-    from osgeo import gdal
-
-    path = Path(path)
-    if not path.is_file():
-        raise Loc2VecError(f"raster {path} not found", "write the area raster before the project")
-    gdal.UseExceptions()
-    try:
-        ds = gdal.Open(str(path))
-    except RuntimeError as e:
-        raise Loc2VecError(f"{path} is not a raster GDAL can read ({e})", "give an area GeoTIFF") from None
-    x0, dx, _, y0, _, dy = ds.GetGeoTransform()
-    x1, y1 = x0 + dx * ds.RasterXSize, y0 + dy * ds.RasterYSize
-    extent = (min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))
-    return path, ds.RasterCount, extent
-
-
-def _union(extents):
-    boxes = [e for e in extents if e is not None]
-    if not boxes:
-        return None
-    return (min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes))
-
-
-def _relative(path, home: Path) -> str:
-    """``./sub/file`` when the data lie in the project folder or below (QGIS needs the ./), else absolute."""
-    path = Path(path).resolve()
-    try:
-        return "./" + path.relative_to(home).as_posix()
-    except ValueError:
-        return path.as_posix()
-
-
 def _check_opacity(spec) -> None:
     if not 0.0 <= float(spec.opacity) <= 1.0:
         raise Loc2VecError(f"opacity {spec.opacity} for layer {spec.name!r}", "give an opacity from 0 to 1")
@@ -532,10 +461,6 @@ def _copy(el: ET.Element) -> ET.Element:
 
 def _num(value) -> str:
     return repr(float(value)).removesuffix(".0")
-
-
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def _slug(name: str) -> str:

@@ -28,6 +28,7 @@ from qgis.core import (
 
 from loc2vec_engine import ATTRIBUTION
 
+from .defaults import preselect_area
 from .engine import FeedbackProgress, add_advanced, engine_errors, user_message
 from .styles import CLUSTER_OPACITY, LayerStyler, cluster_renderer
 
@@ -98,8 +99,8 @@ class ClusterAlgorithm(QgsProcessingAlgorithm):
             minValue=2, maxValue=1000))
         self.addParameter(QgsProcessingParameterEnum(self.METHOD, "Method", options=METHODS, defaultValue="kmeans",
                                                      usesStaticStrings=True))
-        self.addParameter(QgsProcessingParameterRasterLayer(
-            self.AREA, "Area raster for the map's road background (optional)", optional=True))
+        self.addParameter(preselect_area(QgsProcessingParameterRasterLayer(
+            self.AREA, "Area raster for the map's road background", optional=True)))
         advanced = [
             QgsProcessingParameterNumber(self.MIN_CLUSTER_SIZE, "Minimum cluster size (HDBSCAN; 0 = 1 % of the "
                                          "cells)", type=QgsProcessingParameterNumber.Integer, defaultValue=0,

@@ -21,6 +21,7 @@ from qgis.core import (
 from loc2vec_engine import ATTRIBUTION
 
 from .clip import clip_polygon_file
+from .defaults import preselect_area
 from .engine import DEVICES, FeedbackProgress, add_advanced, engine_errors, import_shapely, user_message
 
 
@@ -73,7 +74,8 @@ class EmbedAlgorithm(QgsProcessingAlgorithm):
         return EmbedAlgorithm()
 
     def initAlgorithm(self, config=None):  # noqa: N802
-        self.addParameter(QgsProcessingParameterRasterLayer(self.AREA, "Area raster (from Rasterize)"))
+        area = QgsProcessingParameterRasterLayer(self.AREA, "Area raster (from Rasterize)")
+        self.addParameter(preselect_area(area))  # the dialog opens on the project's area raster
         self.addParameter(QgsProcessingParameterFile(
             self.MODEL, "Model (.onnx; empty = the shipped default model)", behavior=QgsProcessingParameterFile.File,
             extension="onnx", optional=True))

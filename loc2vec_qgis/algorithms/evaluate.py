@@ -20,6 +20,7 @@ from qgis.core import (
 
 from loc2vec_engine import ATTRIBUTION
 
+from .defaults import preselect_area
 from .engine import DEVICES, FeedbackProgress, add_advanced, engine_errors, user_message
 
 OSM_FILTER = "OpenStreetMap data (*.osm.pbf *.pbf *.osm *.gpkg);;All files (*.*)"
@@ -83,7 +84,8 @@ class EvaluateAlgorithm(QgsProcessingAlgorithm):
         self.addParameter(QgsProcessingParameterFile(
             self.MODEL, "Model (.onnx; empty = the shipped default model)", behavior=QgsProcessingParameterFile.File,
             extension="onnx", optional=True))
-        self.addParameter(QgsProcessingParameterRasterLayer(self.AREA, "Area raster (from Rasterize)"))
+        area = QgsProcessingParameterRasterLayer(self.AREA, "Area raster (from Rasterize)")
+        self.addParameter(preselect_area(area))  # the dialog opens on the project's area raster
         self.addParameter(QgsProcessingParameterFile(
             self.OSM, "OSM source for venue types (usually the file the area was rasterized from)",
             behavior=QgsProcessingParameterFile.File, fileFilter=OSM_FILTER))

@@ -13,6 +13,7 @@ from qgis.core import (
 from qgis.PyQt.QtGui import QColor
 
 from loc2vec_engine import ATTRIBUTION
+from loc2vec_engine.project.qgz import SELECTION_RGBA  # the colour the .qgz projects select in
 
 OSM_COPYRIGHT = "https://www.openstreetmap.org/copyright"
 # Similarity scores: red = least similar, yellow, green = most similar (as the .qgz projects colour them).
@@ -36,11 +37,12 @@ def cluster_renderer(sizes: dict[int, int], stride_m: float | None = None,
                      field: str = "cluster") -> QgsCategorizedSymbolRenderer:
     """One category per cluster label in ``sizes`` ({label: cells}), coloured as every loc2vec picture is."""
     from loc2vec_engine.clusters.colors import cluster_color
+    from loc2vec_engine.project.legend import cluster_label
 
     categories = []
     for label, count in sorted(sizes.items()):
-        name = f"noise ({count} cells)" if label < 0 else f"cluster {label} ({count} cells)"
-        categories.append(QgsRendererCategory(int(label), cell_symbol(cluster_color(label), stride_m), name))
+        categories.append(QgsRendererCategory(int(label), cell_symbol(cluster_color(label), stride_m),
+                                              cluster_label(label, count)))
     return QgsCategorizedSymbolRenderer(field, categories)
 
 
@@ -51,12 +53,30 @@ def score_renderer(scores, stride_m: float | None = None, classes: int = SCORE_C
     A model's cosines can crowd in a narrow band (0.91-0.94 for the shipped model's top 10 at Ribeira),
     so fixed 0..1 classes would paint every hit alike.
     """
+    from loc2vec_engine.project.legend import range_labels
+
     breaks = quantile_breaks(scores, classes)
+    labels = range_labels(breaks, "score ", lowest=4)
+    if labels is None:  # the scores crowd closer than decimals tell apart: the legend shows ranks
+        return rank_renderer(len(list(scores)), classes, stride_m)
     n = len(breaks) - 1
     ranges = []
     for i, (lo, hi) in enumerate(zip(breaks, breaks[1:])):
         color = ramp_color(SCORE_RAMP, (i + 0.5) / n)
-        ranges.append(QgsRendererRange(lo, hi, cell_symbol(color, stride_m), f"score {lo:.4f} – {hi:.4f}"))
+        ranges.append(QgsRendererRange(lo, hi, cell_symbol(color, stride_m), labels[i]))
+    return QgsGraduatedSymbolRenderer(field, ranges)
+
+
+def rank_renderer(n: int, classes: int = SCORE_CLASSES, stride_m: float | None = None,
+                  field: str = "rank") -> QgsGraduatedSymbolRenderer:
+    """Classes of ranks ('ranks 1–2', best = green), for hits whose scores print alike."""
+    from loc2vec_engine.project.legend import rank_classes
+
+    groups = rank_classes(max(int(n), 1), classes)
+    ranges = []
+    for i, (first, last, label) in enumerate(groups):
+        color = ramp_color(SCORE_RAMP, 1.0 - (i + 0.5) / len(groups))
+        ranges.append(QgsRendererRange(first - 0.5, last + 0.5, cell_symbol(color, stride_m), label))
     return QgsGraduatedSymbolRenderer(field, ranges)
 
 
@@ -85,6 +105,18 @@ def ramp_color(colors, t: float) -> str:
     a, b, f = QColor(colors[i]), QColor(colors[i + 1]), t - i
     mix = [round(x + (y - x) * f) for x, y in zip(a.getRgb()[:3], b.getRgb()[:3])]
     return QColor(*mix).name()
+
+
+def visible_selection(project) -> bool:
+    """Give ``project`` a visible selection colour when it has white (what QGIS 3.22 reads from a project file
+    without one): selected cells would look like holes in the cluster layer. True when it was changed."""
+    if project is None:
+        return False
+    color = project.selectionColor()
+    if min(color.red(), color.green(), color.blue()) < 235:
+        return False
+    project.setSelectionColor(QColor(*SELECTION_RGBA))
+    return True
 
 
 def apply_style(layer, renderer, opacity: float = 1.0) -> None:
@@ -117,3 +149,4 @@ class LayerStyler(QgsProcessingLayerPostProcessorInterface):
         if self.reload:
             layer.reload()  # reopens the data source: the provider still read the replaced file
         apply_style(layer, self.make_renderer(layer), self.opacity)
+        visible_selection(context.project() if context is not None else None)

@@ -80,20 +80,33 @@ def squares_layer(name: str, crs, xy: np.ndarray, size: float, columns) -> QgsVe
 
 
 def top_renderer(scores: np.ndarray) -> QgsGraduatedSymbolRenderer:
-    """Up to five equal score classes between the k scores' min and max, light to dark purple."""
+    """Up to five equal score classes between the k scores' min and max, light to dark purple.
+
+    Labelled with as many decimals as tell the classes apart; where the k cosines crowd closer than
+    that (several would read "cosine 1.0000 – 1.0000"), the classes are ranks of the ``rank`` field.
+    """
+    from loc2vec_engine.project.legend import range_labels, rank_classes
+
     lo, hi = float(np.min(scores)), float(np.max(scores))
-    classes = max(1, min(5, len(scores))) if hi - lo > 1e-7 else 1
-    step = (hi - lo) / classes
+    classes = max(1, min(5, len(scores)))
+    edges = [lo + (hi - lo) * i / classes for i in range(classes)] + [hi]
+    labels = range_labels(edges, "cosine ", lowest=4) if hi - lo > 0 else None
+    if labels is None:
+        groups = rank_classes(len(scores), classes)
+        return QgsGraduatedSymbolRenderer("rank", [
+            QgsRendererRange(first - 0.5, last + 0.5, _top_symbol(mix(*TOP_RAMP, 1.0 - i / len(groups))), label)
+            for i, (first, last, label) in enumerate(groups)])
     ranges = []
     for i in range(classes):
-        lower = lo if i == 0 else lo + i * step
-        upper = hi if i == classes - 1 else lo + (i + 1) * step
-        color = mix(*TOP_RAMP, (i + 1) / classes)
-        symbol = QgsMarkerSymbol.createSimple({"name": "circle", "size": "4.2", "color": color,
-                                               "outline_color": "0,0,0,255", "outline_width": "0.4"})
-        ranges.append(QgsRendererRange(lower - (1e-7 if i == 0 else 0), upper + (1e-7 if i == classes - 1 else 0),
-                                       symbol, f"cosine {lower:.4f} – {upper:.4f}"))
+        lower = edges[i] - (1e-7 if i == 0 else 0)
+        upper = edges[i + 1] + (1e-7 if i == classes - 1 else 0)
+        ranges.append(QgsRendererRange(lower, upper, _top_symbol(mix(*TOP_RAMP, (i + 1) / classes)), labels[i]))
     return QgsGraduatedSymbolRenderer("score", ranges)
+
+
+def _top_symbol(color: str) -> QgsMarkerSymbol:
+    return QgsMarkerSymbol.createSimple({"name": "circle", "size": "4.2", "color": color,
+                                         "outline_color": "0,0,0,255", "outline_width": "0.4"})
 
 
 def label_ranks(layer: QgsVectorLayer) -> None:

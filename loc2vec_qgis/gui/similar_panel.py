@@ -10,9 +10,11 @@ from qgis.PyQt.QtWidgets import (
     QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
+    QFrame,
     QHBoxLayout,
     QLabel,
     QPushButton,
+    QScrollArea,
     QSlider,
     QSpinBox,
     QVBoxLayout,
@@ -85,7 +87,13 @@ class SimilarPanel(QgsDockWidget):
         legend.setWordWrap(True)
         box.addWidget(legend)
         box.addStretch(1)
-        self.setWidget(body)
+        for spin in (self.k_spin, self.radius_spin):  # never squashed below what shows "1000" or "100000 m"
+            spin.setMinimumSize(spin.sizeHint())
+        scroll = QScrollArea()  # a dock stacked with others gets short: scroll rather than squeeze the controls
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.NoFrame)
+        scroll.setWidget(body)
+        self.setWidget(scroll)
         tool.changed.connect(self.refresh)
         self._show_quantile(self.slider.value())
         self.refresh()

@@ -11,8 +11,8 @@ import csv
 from pathlib import Path
 
 from qgis.gui import QgsDockWidget
-from qgis.PyQt.QtCore import QObject, QTimer, pyqtSignal
-from qgis.PyQt.QtWidgets import QLabel, QVBoxLayout, QWidget
+from qgis.PyQt.QtCore import QObject, Qt, QTimer, pyqtSignal
+from qgis.PyQt.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 POLL_MS = 1000
 
@@ -36,8 +36,13 @@ class TrainingDock(QgsDockWidget):
         self._size = -1
         body = QWidget()
         box = QVBoxLayout(body)
-        self.status = QLabel("Run 'Train encoder' (or pick a run folder) to see its curves here.")
+        self.status = QLabel("Run 'Train encoder', or pick a run folder, to see its curves here.")
         self.status.setWordWrap(True)
+        self.pick_button = QPushButton("Pick run folder…")
+        self.pick_button.setToolTip("A training run folder (it holds metrics.csv): from Train encoder, loc2vec train "
+                                    "in a terminal, or a run on another machine writing to a shared folder")
+        self.pick_button.clicked.connect(self.ask_run_folder)
+        self._dialog = None
         self.loss_plot = pg.PlotWidget(background="w", title="training loss")
         self.acc_plot = pg.PlotWidget(background="w", title="validation triplet accuracy")
         self.acc_plot.setXLink(self.loss_plot)
@@ -47,7 +52,10 @@ class TrainingDock(QgsDockWidget):
         self.loss_curve = self.loss_plot.plot(pen=pg.mkPen("#1f77b4", width=2))
         self.acc_curve = self.acc_plot.plot(pen=pg.mkPen("#d62728", width=2), symbol="o", symbolSize=5,
                                             symbolBrush="#d62728")
-        box.addWidget(self.status)
+        row = QHBoxLayout()
+        row.addWidget(self.status, 1)
+        row.addWidget(self.pick_button, 0, Qt.AlignTop)
+        box.addLayout(row)
         box.addWidget(self.loss_plot)
         box.addWidget(self.acc_plot)
         self.setWidget(body)
@@ -60,6 +68,28 @@ class TrainingDock(QgsDockWidget):
     def listener(self, run_dir: str) -> None:
         """For ``train.RUN_STARTED_LISTENERS``: callable from any thread."""
         self._relay.started.emit(str(run_dir))
+
+    def ask_run_folder(self) -> QFileDialog:
+        """A folder dialog (not modal: the map stays usable); the chosen folder is watched."""
+        start = str(self.run_dir.parent if self.run_dir is not None else Path.home())
+        dialog = QFileDialog(self, "Pick a training run folder (it holds metrics.csv)", start)
+        dialog.setFileMode(QFileDialog.Directory)
+        dialog.setOption(QFileDialog.ShowDirsOnly, True)
+        dialog.fileSelected.connect(self.open_run_folder)
+        dialog.setAttribute(Qt.WA_DeleteOnClose)
+        dialog.open()
+        self._dialog = dialog
+        return dialog
+
+    def open_run_folder(self, folder) -> bool:
+        """Watch ``folder`` when it is a run folder; else say what a run folder is (False)."""
+        folder = Path(folder)
+        if not (folder / "metrics.csv").is_file():
+            self.status.setText(f"{folder} has no metrics.csv: pick the run folder a training writes "
+                                "('Run folder' of Train encoder, --out of loc2vec train).")
+            return False
+        self.watch(folder)
+        return True
 
     def watch(self, run_dir) -> None:
         self.run_dir = Path(run_dir)

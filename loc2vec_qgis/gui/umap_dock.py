@@ -79,6 +79,9 @@ class UmapDock(QgsDockWidget):
             self._clear("This layer is not a loc2vec embeddings layer.")
             return False
         self._watch(layer)
+        from ..algorithms.styles import visible_selection
+
+        visible_selection(layer.project() or QgsProject.instance())  # the dock selects: let the map show it
         return self._load(layer)
 
     def _load(self, layer) -> bool:

@@ -134,7 +134,9 @@ def test_cluster_layer_is_categorized_with_the_cluster_colours(demo):
     cats = renderer.categories()
     assert [int(c.value()) for c in cats] == list(range(K))
     assert [c.symbol().color().name() for c in cats] == [cluster_color(i) for i in range(K)]
-    assert [c.label() for c in cats] == ["0 old town", "1", "2", "3 river", "4"]
+    # every class says what it is and how many cells it holds (here 2 x 10 cells each)
+    assert [c.label() for c in cats] == ["cluster 0 (20 cells): old town", "cluster 1 (20 cells)",
+                                         "cluster 2 (20 cells)", "cluster 3 (20 cells): river", "cluster 4 (20 cells)"]
     symbol = cats[0].symbol()
     assert symbol.size() == pytest.approx(STRIDE) and symbol.sizeUnit() == QgsUnitTypes.RenderMapUnits
     assert layer.opacity() == pytest.approx(OPACITY)
@@ -146,8 +148,8 @@ def test_noise_category_is_grey_and_first(demo, tmp_path):
                     demo["wkt"], "noise")
     cats = _layer(_read(qgz), "clusters").renderer().categories()
     assert [(int(c.value()), c.label(), c.symbol().color().name()) for c in cats] == [
-        (-1, "-1 noise", NOISE_COLOR), (0, "0", cluster_color(0)), (1, "1", cluster_color(1)),
-        (2, "2", cluster_color(2))]
+        (-1, "noise (0 cells)", NOISE_COLOR), (0, "cluster 0 (20 cells)", cluster_color(0)),
+        (1, "cluster 1 (20 cells)", cluster_color(1)), (2, "cluster 2 (20 cells)", cluster_color(2))]
 
 
 def test_score_layer_is_graduated_red_to_green_over_the_scores(demo):
@@ -162,6 +164,92 @@ def test_score_layer_is_graduated_red_to_green_over_the_scores(demo):
     assert low.red() > 200 > low.green() and high.green() > 140 > high.red()
     # every score falls in a class: none of the hits goes undrawn
     assert all(any(r.lowerValue() <= s <= r.upperValue() for r in ranges) for s in SCORES)
+
+
+def _score_project(demo, tmp_path, scores, name="crowded"):
+    """A project whose similar-places layer holds ``scores`` (ranks 1..n, best first)."""
+    path = tmp_path / f"{name}.gpkg"
+    _points_gpkg(path, demo["wkt"], "similar", demo["xy"][:len(scores)],
+                 {"rank": [float(r) for r in range(1, len(scores) + 1)], "score": [float(s) for s in scores]})
+    qgz = write_qgz(tmp_path / f"{name}.qgz", [ScorePointsLayer(path, "similar", "similar places")], demo["wkt"], name)
+    return _layer(_read(qgz), "similar places")
+
+
+def test_crowded_scores_get_as_many_decimals_as_tell_the_classes_apart(demo, tmp_path):
+    """The shipped model's top 10 can lie within 0.001: three decimals would read '0.999 – 0.999'."""
+    scores = [0.99991, 0.99974, 0.99962, 0.99948, 0.99931, 0.99927, 0.99915, 0.99910, 0.99904, 0.99902]
+    layer = _score_project(demo, tmp_path, scores)
+    ranges = layer.renderer().ranges()
+    labels = [r.label() for r in ranges]
+    assert len(ranges) == 5 and len(set(labels)) == 5, labels
+    for label in labels:
+        lo, hi = label.split(" – ")
+        assert lo != hi and len(lo.split(".")[1]) >= 4, labels
+    assert all(any(r.lowerValue() <= s <= r.upperValue() for r in ranges) for s in scores)
+
+
+def test_scores_that_no_decimals_tell_apart_are_shown_as_ranks(demo, tmp_path):
+    """Cosines equal to float precision ('cosine 1.0000 – 1.0000' three times): the classes are ranks."""
+    scores = [1.0, 1.0, 0.9999999, 0.9999999, 0.9999998, 0.9999998]
+    layer = _score_project(demo, tmp_path, scores, "ranks")
+    renderer = layer.renderer()
+    assert renderer.classAttribute() == "rank"
+    assert [r.label() for r in renderer.ranges()] == ["ranks 1–2", "rank 3", "rank 4", "rank 5", "rank 6"]
+    ranges = renderer.ranges()
+    assert all(sum(r.lowerValue() <= rank <= r.upperValue() for r in ranges) == 1 for rank in range(1, 7))
+    best, worst = ranges[0].symbol().color(), ranges[-1].symbol().color()
+    assert best.green() > 140 > best.red() and worst.red() > 200  # rank 1 green, as the best score is
+
+
+def test_selected_cells_are_drawn_in_a_visible_colour_not_white(demo):
+    """Without a selection colour in the file, QGIS 3.22 reads white: selected cells looked like holes."""
+    project = _read(demo["qgz"])
+    color = project.selectionColor()
+    assert (color.red(), color.green(), color.blue()) == (255, 255, 0)  # QGIS's usual yellow
+    layer = _layer(project, "clusters")
+    chosen = [f.id() for f in layer.getFeatures() if f["cluster"] == 2]
+    layer.selectByIds(chosen)
+    x0, y0, x1, y1 = demo["grid"]
+    settings = QgsMapSettings()
+    settings.setLayers([layer])
+    settings.setDestinationCrs(layer.crs())
+    settings.setOutputSize(QSize(200, 200))
+    settings.setExtent(QgsRectangle(x0, y0, x1, y1))
+    settings.setBackgroundColor(QColor("white"))
+    settings.setSelectionColor(project.selectionColor())  # as the QGIS desktop's canvas takes it
+    job = QgsMapRendererSequentialJob(settings)
+    job.start()
+    job.waitForFinished()
+    image, m2p = job.renderedImage(), settings.mapToPixel()
+    cells = demo["xy"][demo["cluster"] == 2]
+    centre = m2p.transform(*cells[len(cells) // 2])  # the middle of one selected cell
+    drawn = np.array(QColor(image.pixel(int(centre.x()), int(centre.y()))).getRgb()[:3], float)
+    assert np.abs(drawn - _over_white("#ffff00")).max() <= 4, drawn  # yellow at the layer's opacity
+    other = m2p.transform(*demo["xy"][demo["cluster"] == 0][5])  # unselected cells keep their colour
+    assert np.abs(np.array(QColor(image.pixel(int(other.x()), int(other.y()))).getRgb()[:3], float)
+                  - _over_white(cluster_color(0))).max() <= 4
+    layer.removeSelection()
+
+
+def test_the_demo_project_names_its_classes_and_its_area(demo, tmp_path):
+    """The project `loc2vec demo` writes: clusters with their sizes, the area raster named as the area."""
+    from types import SimpleNamespace
+
+    from loc2vec_engine import demo as demo_module
+    from loc2vec_engine.raster.area import AreaRaster
+
+    out = tmp_path / "demo"
+    shutil.copytree(demo["folder"], out)
+    labels = np.asarray(demo["cluster"])
+    clusters = SimpleNamespace(n_clusters=K, labels=labels)  # what the demo's clustering step returns, in short
+    qgz = demo_module._project(lambda text: None, out, AreaRaster.open(out / "porto.tif"),
+                               out / "data" / "porto_emb.gpkg", clusters, out / "similar.gpkg", out / "landmark.gpkg")
+    project = _read(qgz)
+    (clustered,) = [lyr for lyr in project.mapLayers().values() if "clusters" in lyr.name()]
+    assert [c.label() for c in clustered.renderer().categories()] == [f"cluster {c} (20 cells)" for c in range(K)]
+    (area,) = [lyr for lyr in project.mapLayers().values() if lyr.type() == lyr.RasterLayer]
+    assert area.name().startswith("area raster") and "(area raster band" not in area.name()
+    assert project.selectionColor().name() == "#ffff00"
 
 
 def test_raster_layer_shows_the_band_in_grey(demo):
@@ -273,7 +361,7 @@ def test_whole_project_renders_with_the_landmark_on_top(demo):
 
 # ---- the engine side: no QGIS, clear errors --------------------------------------------------
 def test_engine_writes_projects_without_importing_qgis_or_qt(demo, tmp_path):
-    for file in ("qgz.py", "__init__.py"):
+    for file in ("qgz.py", "__init__.py", "legend.py", "sources.py"):
         tree = ast.parse((REPO / "loc2vec_engine" / "project" / file).read_text())
         names = [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
         names += [n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
