@@ -28,31 +28,28 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 from cities import CITIES, NOT_SCORED, area, source  # noqa: E402
 
+from loc2vec_engine.training.recipes import recipe as engine_recipe  # noqa: E402
+
 # The training settings of each recipe (TrainConfig fields); the budget and areas come from the command line.
 RECIPES = {
-    # the shipped default's recipe (docs/default_model.md): triplets, semi-hard mining, 64-px tiles
-    "triplet": dict(encoder="loc2vec", tile_size_px=64, batch_size=32, lr=5e-4, mining="semi_hard",
-                    built_up_weight=0.5, balance_areas=True),
-    # InfoNCE over two views that share the tile centre (<= 100 m apart), in-batch negatives with places
-    # < 300 m masked out, a uniformity term, and a head regressing the 150/300/500 m composition
-    "infonce_comp": dict(encoder="loc2vec", tile_size_px=64, batch_size=48, lr=5e-4, loss="infonce",
-                         temperature=0.1, false_negative_m=300.0, pos_range_m=(0.0, 100.0), uniformity_weight=0.05,
-                         composition_weight=1.0, built_up_weight=0.5, balance_areas=True),
+    # the report's triplets, semi-hard mining, 64-px tiles (the engine's "triplet" recipe)
+    "triplet": dict(encoder="loc2vec", tile_size_px=64, batch_size=32, **engine_recipe("triplet")),
+    # the shipped default's (the engine's "contrastive" recipe): InfoNCE over two views that share the tile
+    # centre (<= 100 m apart), in-batch negatives with places < 300 m masked out, a uniformity term, and a
+    # head regressing the 30/60/100 % window composition
+    "infonce_comp": dict(encoder="loc2vec", tile_size_px=64, batch_size=48, **engine_recipe("contrastive")),
     # the same with hard negatives: of 16 places >= 2 km away, the one whose composition is closest
-    "infonce_hard": dict(encoder="loc2vec", tile_size_px=64, batch_size=48, lr=5e-4, loss="infonce",
-                         temperature=0.1, false_negative_m=300.0, pos_range_m=(0.0, 100.0), uniformity_weight=0.05,
-                         composition_weight=1.0, built_up_weight=0.5, balance_areas=True, neg_mode="similar"),
-    # infonce_comp with the report's §3.6 semantic positives: for 30 % of the anchors the positive is, of 16
+    "infonce_hard": dict(encoder="loc2vec", tile_size_px=64, batch_size=48, **engine_recipe("contrastive"),
+                         neg_mode="similar"),
+    # the same with the report's §3.6 semantic positives: for 30 % of the anchors the positive is, of 16
     # places >= 2 km away (often in another city), the one of closest composition
-    "infonce_sem": dict(encoder="loc2vec", tile_size_px=64, batch_size=48, lr=5e-4, loss="infonce",
-                        temperature=0.1, false_negative_m=300.0, pos_range_m=(0.0, 100.0), uniformity_weight=0.05,
-                        composition_weight=1.0, built_up_weight=0.5, balance_areas=True, semantic_share=0.3),
+    "infonce_sem": dict(encoder="loc2vec", tile_size_px=64, batch_size=48, **engine_recipe("contrastive"),
+                        semantic_share=0.3),
     # InfoNCE on the hybrid itself (learned ⊕ sqrt composition, share 0.5; no composition head, which the
     # hybrid already holds): the network is pushed to learn what the composition lacks
-    "infonce_through_hybrid": dict(encoder="loc2vec", tile_size_px=64, batch_size=48, lr=5e-4, loss="infonce",
-                                   temperature=0.1, false_negative_m=300.0, pos_range_m=(0.0, 100.0),
-                                   uniformity_weight=0.05, hybrid_share=0.5, composition_transform="sqrt",
-                                   built_up_weight=0.5, balance_areas=True),
+    "infonce_through_hybrid": dict(encoder="loc2vec", tile_size_px=64, batch_size=48,
+                                   **dict(engine_recipe("contrastive"), composition_weight=0.0), hybrid_share=0.5,
+                                   composition_transform="sqrt"),
 }
 SET_ORDER = ("model", "model_learned", "model_composition", "fractions", "multiscale", "random_conv", "random_init",
              "coordinates")

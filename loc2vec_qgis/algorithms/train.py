@@ -25,6 +25,8 @@ from qgis.core import (
 
 from loc2vec_engine import ATTRIBUTION
 
+from loc2vec_engine.training.recipes import DEFAULT_EXPORT, DEFAULT_RECIPE, RECIPES
+
 from .engine import DEVICES, FeedbackProgress, add_advanced, engine_errors, user_message
 
 # The report's encoders, tested first-class (any timm name works from the command line).
@@ -36,10 +38,12 @@ RUN_STARTED_LISTENERS: list = []
 
 
 class TrainAlgorithm(QgsProcessingAlgorithm):
-    """Train an encoder with triplet loss."""
+    """Train an encoder by a named recipe (``training.recipes``) and export it, by default as the hybrid."""
 
     AREAS = "AREAS"
     ENCODER = "ENCODER"
+    RECIPE = "RECIPE"
+    HYBRID = "HYBRID_SHARE"
     MINUTES = "MINUTES"
     STEPS = "STEPS"
     TILE_SIZE = "TILE_SIZE"
@@ -66,15 +70,19 @@ class TrainAlgorithm(QgsProcessingAlgorithm):
         return "embeddings"
 
     def tags(self):
-        return ["train", "triplet", "cnn", "encoder", "timm", "torch", "onnx", "loc2vec"]
+        return ["train", "triplet", "contrastive", "infonce", "hybrid", "cnn", "encoder", "timm", "torch", "onnx", "loc2vec"]
 
     def shortDescription(self):  # noqa: N802
-        return "Trains a tile encoder with triplet loss on area rasters and exports it to ONNX."
+        return "Trains a tile encoder on area rasters (contrastive or triplet) and exports it to ONNX."
 
     def shortHelpString(self):  # noqa: N802
         return (
-            "<p>Learns an <b>encoder</b> that maps a map tile to a vector so that nearby places (100–200 m) sit "
-            "closer than distant ones (≥ the negative distance). Training runs for at most the <b>time budget</b> "
+            "<p>Learns an <b>encoder</b> that maps a map tile to a vector so that nearby places sit closer than "
+            "distant ones (≥ the negative distance). <b>Recipe</b> <i>contrastive</i> (the shipped model's: "
+            "InfoNCE over two views ≤ 100 m apart, plus a composition head) or <i>triplet</i> (the report's: "
+            "positives 100–200 m away). The exported model joins the learned vector with the tile's multi-scale "
+            "composition (<b>composition share</b>, 0.5 as shipped; 0 exports the learned vector alone). "
+            "Training runs for at most the <b>time budget</b> "
             "(or the number of steps), validating on spatially held-out blocks; the best model is exported as the "
             "<b>model</b> (.onnx), ready for <i>Embed area</i>. Open <i>loc2vec: training</i> (Plugins menu) to "
             "watch loss and validation accuracy live.</p>"
@@ -93,6 +101,8 @@ class TrainAlgorithm(QgsProcessingAlgorithm):
             self.AREAS, "Area rasters (from Rasterize)", layerType=QgsProcessing.TypeRaster))
         self.addParameter(QgsProcessingParameterEnum(self.ENCODER, "Encoder", options=ENCODERS,
                                                      defaultValue="loc2vec", usesStaticStrings=True))
+        self.addParameter(QgsProcessingParameterEnum(self.RECIPE, "Recipe", options=list(RECIPES),
+                                                     defaultValue=DEFAULT_RECIPE, usesStaticStrings=True))
         self.addParameter(QgsProcessingParameterNumber(
             self.MINUTES, "Time budget (minutes)", type=QgsProcessingParameterNumber.Double, defaultValue=10.0,
             minValue=0.01))
@@ -111,6 +121,9 @@ class TrainAlgorithm(QgsProcessingAlgorithm):
                                          type=QgsProcessingParameterNumber.Integer, defaultValue=100, minValue=1),
             QgsProcessingParameterNumber(self.NEG_MIN, "Negatives at least this far (metres)",
                                          type=QgsProcessingParameterNumber.Double, defaultValue=2000.0, minValue=100.0),
+            QgsProcessingParameterNumber(self.HYBRID, "Composition share of the exported model (0 = learned vector "
+                                         "alone)", type=QgsProcessingParameterNumber.Double,
+                                         defaultValue=DEFAULT_EXPORT["hybrid_share"], minValue=0.0, maxValue=0.95),
             QgsProcessingParameterEnum(self.DEVICE, "Device", options=DEVICES, defaultValue="auto",
                                        usesStaticStrings=True),
             QgsProcessingParameterNumber(self.SEED, "Random seed", type=QgsProcessingParameterNumber.Integer,
@@ -143,9 +156,12 @@ class TrainAlgorithm(QgsProcessingAlgorithm):
             from loc2vec_engine.training.config import TrainConfig
             from loc2vec_engine.training.export import export_run
             from loc2vec_engine.training.loop import train  # torch: only now
+            from loc2vec_engine.training.recipes import recipe
 
+            settings = recipe(self.parameterAsEnumString(parameters, self.RECIPE, context) or DEFAULT_RECIPE)
+            settings["neg_min_m"] = self.parameterAsDouble(parameters, self.NEG_MIN, context)
             cfg = TrainConfig(
-                areas=areas, out=str(run), encoder=self.parameterAsEnumString(parameters, self.ENCODER, context),
+                **settings, areas=areas, out=str(run), encoder=self.parameterAsEnumString(parameters, self.ENCODER, context),
                 max_minutes=self.parameterAsDouble(parameters, self.MINUTES, context),
                 steps=self.parameterAsInt(parameters, self.STEPS, context),
                 tile_size_px=self.parameterAsInt(parameters, self.TILE_SIZE, context),
@@ -153,7 +169,6 @@ class TrainAlgorithm(QgsProcessingAlgorithm):
                 embedding_dim=self.parameterAsInt(parameters, self.EMBEDDING, context),
                 pretrained=self.parameterAsFile(parameters, self.PRETRAINED, context) or None,
                 val_every=self.parameterAsInt(parameters, self.VAL_EVERY, context),
-                neg_min_m=self.parameterAsDouble(parameters, self.NEG_MIN, context),
                 device=self.parameterAsEnumString(parameters, self.DEVICE, context) or "auto",
                 seed=self.parameterAsInt(parameters, self.SEED, context))
             for listener in list(RUN_STARTED_LISTENERS):
@@ -162,7 +177,9 @@ class TrainAlgorithm(QgsProcessingAlgorithm):
             checkpoint = run / ("last.pt" if result.stopped == "cancelled" or not (run / "best.pt").is_file()
                                 else "best.pt")
             if checkpoint.is_file() and result.step > 0:
-                export_run(run, model_out, which=checkpoint.stem)
+                share = self.parameterAsDouble(parameters, self.HYBRID, context)
+                export_run(run, model_out, which=checkpoint.stem, hybrid_share=share,
+                           composition_transform=DEFAULT_EXPORT["composition_transform"] if share else None)
         feedback.pushInfo(f"{result.stopped}: step {result.step}, best validation triplet accuracy "
                           f"{result.best_val_acc:.4f} (channel-fractions baseline on the same triplets: "
                           f"{result.baseline_val_acc:.4f})")

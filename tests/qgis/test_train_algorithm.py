@@ -2,6 +2,7 @@
 with a checkpoint, and the training dock following the run's metrics."""
 
 import csv
+import json
 
 import pytest
 from qgis.core import QgsProcessingException, QgsProcessingFeedback
@@ -37,7 +38,22 @@ def test_training_writes_a_run_and_an_onnx_model(trained, andorra_area):
     assert 0.5 < result["BEST_VAL_ACC"] <= 1 and 0 < result["BASELINE_VAL_ACC"] <= 1
     assert result["CHECKPOINT"].endswith("best.pt")
     enc = OnnxEncoder(result["MODEL"], "cpu")
-    assert enc.tile_size_px == 32 and enc.embedding_size == 16 and enc.meta["training_areas"] == [andorra_area.name]
+    assert enc.tile_size_px == 32 and enc.meta["training_areas"] == [andorra_area.name]
+    # the default recipe and export are the shipped model's: contrastive, exported as the sqrt hybrid (0.5)
+    assert enc.embedding_size == 16 + 36 and enc.meta["hybrid"]["share"] == 0.5
+    assert enc.meta["hybrid"]["composition"]["transform"] == "sqrt"
+    config = json.loads((root / "run" / "config.json").read_text())
+    assert config["loss"] == "infonce" and config["composition_weight"] == 1.0
+
+
+def test_triplet_recipe_exported_alone(loc2vec_plugin, andorra_area, tmp_path):
+    result = processing.run(ALG, {"AREAS": [str(andorra_area)], **TINY, "STEPS": 10, "RECIPE": "triplet",
+                                  "HYBRID_SHARE": 0.0, "RUN_DIR": str(tmp_path / "run"),
+                                  "MODEL": str(tmp_path / "m.onnx")}, feedback=QgsProcessingFeedback())
+    enc = OnnxEncoder(result["MODEL"], "cpu")
+    assert enc.embedding_size == 16 and "hybrid" not in enc.meta
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["loss"] == "triplet" and config["pos_range_m"] == [100.0, 200.0]
 
 
 def test_training_dock_plots_the_runs_metrics(qgis_app, trained):
