@@ -18,11 +18,13 @@ from qgis.core import (
     QgsMarkerSymbol,
     QgsPalLayerSettings,
     QgsPointXY,
+    QgsProperty,
     QgsRasterLayer,
     QgsRasterShader,
     QgsRectangle,
     QgsRendererRange,
     QgsSingleBandPseudoColorRenderer,
+    QgsSingleSymbolRenderer,
     QgsTextBufferSettings,
     QgsTextFormat,
     QgsVectorLayer,
@@ -35,7 +37,7 @@ from qgis.PyQt.QtGui import QColor
 HEAT_RAMP = ((0.0, "#d7191c", "least similar"), (50.0, "#ffffbf", "median"), (90.0, "#a6d96a", "top 10 %"),
              (100.0, "#1a9641", "most similar"))
 TOP_RAMP = ("#dadaeb", "#3f007d")  # the k best: light to dark purple, stands out on the green heat
-HEAT_OPACITY = 0.7
+HEAT_OPACITY = 0.6  # the default: the roads and buildings under the heat map show through
 
 
 # ---- layers and styles -----------------------------------------------------------------------
@@ -109,10 +111,25 @@ def _top_symbol(color: str) -> QgsMarkerSymbol:
                                          "outline_color": "0,0,0,255", "outline_width": "0.4"})
 
 
+def clicked_renderer() -> QgsSingleSymbolRenderer:
+    """The clicked places: a black star with a white outline, over the dots."""
+    return QgsSingleSymbolRenderer(QgsMarkerSymbol.createSimple({
+        "name": "star", "size": "6", "color": "0,0,0,255", "outline_color": "255,255,255,255",
+        "outline_width": "0.5"}))
+
+
 def label_ranks(layer: QgsVectorLayer) -> None:
+    """The rank on each dot. Every label is drawn, also where dots crowd (no label hides another or is
+    hidden by a dot); where they overlap, the better rank is drawn on top."""
     settings = QgsPalLayerSettings()
     settings.fieldName = "rank"
     settings.placement = QgsPalLayerSettings.OverPoint
+    settings.displayAll = True  # colliding labels are drawn too
+    settings.obstacleSettings().setIsObstacle(False)  # the dots do not push labels off
+    props = settings.dataDefinedProperties()
+    props.setProperty(QgsPalLayerSettings.Priority, QgsProperty.fromExpression('max(0, 11 - "rank")'))
+    props.setProperty(QgsPalLayerSettings.ZIndex, QgsProperty.fromExpression('-"rank"'))
+    settings.setDataDefinedProperties(props)
     fmt = QgsTextFormat()
     fmt.setSize(7)
     fmt.setColor(QColor("white"))

@@ -1,11 +1,12 @@
-"""A small dock for the "Find similar places" map tool: k, the exclude radius, the mask threshold, "Save mask…",
-and the legend."""
+"""A small dock for the "Find similar places" map tool: k, the exclude radius, the heat map's opacity, the mask
+threshold, "Save mask…", and the legend. Esc clears also while the keyboard focus is in the dock."""
 
 from __future__ import annotations
 
 from qgis.core import Qgis
 from qgis.gui import QgsDockWidget
 from qgis.PyQt.QtCore import Qt
+from qgis.PyQt.QtGui import QKeySequence
 from qgis.PyQt.QtWidgets import (
     QDoubleSpinBox,
     QFileDialog,
@@ -15,6 +16,7 @@ from qgis.PyQt.QtWidgets import (
     QLabel,
     QPushButton,
     QScrollArea,
+    QShortcut,
     QSlider,
     QSpinBox,
     QVBoxLayout,
@@ -61,6 +63,14 @@ class SimilarPanel(QgsDockWidget):
         self._show_radius()
         self.radius_spin.valueChanged.connect(tool.set_exclude_radius)
         form.addRow("Leave out within", self.radius_spin)
+        self.opacity_spin = QSpinBox()
+        self.opacity_spin.setRange(0, 100)
+        self.opacity_spin.setSingleStep(10)
+        self.opacity_spin.setSuffix(" %")
+        self.opacity_spin.setValue(round(tool.heat_opacity * 100))
+        self.opacity_spin.setToolTip("How opaque the heat map is drawn: lower lets the map under it show through.")
+        self.opacity_spin.valueChanged.connect(lambda v: tool.set_heat_opacity(v / 100.0))
+        form.addRow("Heat map opacity", self.opacity_spin)
         self.slider = QSlider(Qt.Horizontal)
         self.slider.setRange(QUANTILE_MIN, QUANTILE_MAX)
         self.slider.setValue(900)
@@ -87,13 +97,18 @@ class SimilarPanel(QgsDockWidget):
         legend.setWordWrap(True)
         box.addWidget(legend)
         box.addStretch(1)
-        for spin in (self.k_spin, self.radius_spin):  # never squashed below what shows "1000" or "100000 m"
+        for spin in (self.k_spin, self.radius_spin, self.opacity_spin):  # never squashed below what shows "1000" or "100000 m"
             spin.setMinimumSize(spin.sizeHint())
         scroll = QScrollArea()  # a dock stacked with others gets short: scroll rather than squeeze the controls
         scroll.setWidgetResizable(True)
         scroll.setFrameShape(QFrame.NoFrame)
         scroll.setWidget(body)
         self.setWidget(scroll)
+        # Esc clears while the focus is anywhere in this dock too (after pressing one of its buttons), not
+        # only on the canvas, where the map tool gets the key.
+        self.escape = QShortcut(QKeySequence(Qt.Key_Escape), self)
+        self.escape.setContext(Qt.WidgetWithChildrenShortcut)
+        self.escape.activated.connect(lambda: tool.clear())
         tool.changed.connect(self.refresh)
         self._show_quantile(self.slider.value())
         self.refresh()

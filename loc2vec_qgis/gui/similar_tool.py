@@ -4,8 +4,13 @@ A click picks the nearest cell of the embeddings layer; between cells (farther t
 stride from the nearest one) the clicked point itself is embedded through the ONNX model, when the
 model and the area raster the layer was made from are still on disk. The query's cosine similarity to
 every cell becomes a heat map (a temporary raster, one pixel per cell), the top k cells the temporary
-point layer "similar places". Shift-click adds reference places (their mean embedding is the query),
-Esc clears. A threshold turns the heat map into the "similar mask" layer, which can be saved.
+point layer "similar places" (labelled by rank, every label drawn), the clicked places a star
+("clicked place"). Shift-click adds reference places (their mean embedding is the query), Esc clears
+(the canvas is redrawn without them). A threshold turns the heat map into the "similar mask" layer,
+which can be saved. The heat map is drawn at 60 % opacity by default (the roads show through).
+
+What the first click needs (the layer's vectors, the CRS transforms, the ONNX session and the area
+raster) is loaded when the tool is activated, just after the canvas took it (``warm_up``).
 
 The top k leave out the cells within the exclude radius of the clicked places: by default one tile
 of the layer's model (500 m for the shipped model), whose cells share most of the clicked tile and
@@ -20,7 +25,6 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -33,14 +37,15 @@ from qgis.core import (
     QgsFillSymbol,
     QgsPointXY,
     QgsProject,
-    QgsProviderRegistry,
     QgsRasterLayer,
     QgsSingleSymbolRenderer,
     QgsVectorFileWriter,
     QgsVectorLayer,
 )
 from qgis.gui import QgsMapTool
-from qgis.PyQt.QtCore import Qt, pyqtSignal
+from qgis.PyQt import sip
+from qgis.PyQt.QtCore import Qt, QTimer, pyqtSignal
+from qgis.PyQt.QtWidgets import QApplication
 
 from loc2vec_engine.errors import Loc2VecError
 
@@ -48,6 +53,7 @@ from .similar_layers import (  # noqa: F401  HEAT_RAMP, TOP_RAMP: for the docs' 
     HEAT_OPACITY,
     HEAT_RAMP,
     TOP_RAMP,
+    clicked_renderer,
     heat_points_renderer,
     heat_raster_renderer,
     label_ranks,
@@ -55,145 +61,24 @@ from .similar_layers import (  # noqa: F401  HEAT_RAMP, TOP_RAMP: for the docs' 
     squares_layer,
     top_renderer,
 )
+from .similar_search import (  # noqa: F401  the tool's public names, as before the split
+    ON_THE_FLY_FRACTION,
+    HeatGrid,
+    LayerSearch,
+    Reference,
+    is_embeddings_layer,
+    layer_path,
+    percentiles,
+)
 
 RESULT_NAME = "similar places"
 HEAT_NAME = "similarity heatmap"
 MASK_NAME = "similar mask"
-ON_THE_FLY_FRACTION = 0.25  # of the stride: a click this far from the nearest cell is embedded itself
+CLICK_NAME = "clicked place"
 DEFAULT_K = 10
-LEGEND = ("Large dots: the k most similar cells, numbered by rank, darker purple = higher cosine among them. "
+LEGEND = ("Star: the clicked place. Large dots: the k most similar cells, numbered by rank, darker purple = higher cosine among them. "
           "Heat map: every cell by its rank of similarity, green = most similar, red = least "
           "(ranks, not absolute cosines, which can crowd in a narrow band).")
-
-
-def is_embeddings_layer(layer) -> bool:
-    """A loc2vec embeddings GeoPackage layer (fields ``cell`` and ``embedding``, OGR provider)."""
-    return (isinstance(layer, QgsVectorLayer) and layer.isValid() and layer.providerType() == "ogr"
-            and {"cell", "embedding"} <= set(layer.fields().names()))
-
-
-def layer_path(layer) -> Path:
-    """The GeoPackage file behind an OGR layer."""
-    return Path(QgsProviderRegistry.instance().decodeUri("ogr", layer.source())["path"])
-
-
-# ---- one embeddings layer, loaded for queries ------------------------------------------------
-@dataclass
-class Reference:
-    """One clicked place: its query vector, the nearest cell, and whether it was embedded on the fly."""
-
-    lonlat: tuple[float, float]
-    vector: np.ndarray
-    row: int  # nearest cell (row of the EmbeddingSet)
-    distance_m: float  # from the click to that cell's centre, in the layer CRS
-    on_the_fly: bool
-    note: str = ""  # why a between-cells click used the nearest cell instead
-
-
-class LayerSearch:
-    """An embeddings layer's vectors (``PlaceSearch``), grid and, when available, its ONNX model."""
-
-    def __init__(self, layer: QgsVectorLayer):
-        from loc2vec_engine.embeddings import read_embeddings
-        from loc2vec_engine.search.similar import PlaceSearch, grid_stride
-
-        self.path = layer_path(layer)
-        self.es = read_embeddings(self.path)
-        self.search = PlaceSearch(self.es)
-        self.stride = grid_stride(self.es)
-        self.grid = HeatGrid.of(self.es.xy, self.stride)
-        self._encoder = None  # (OnnxEncoder or None, why not)
-        self._area = None  # the area raster, paletted once by the first between-cells click
-        self._to_xy = None
-
-    def reference(self, lonlat) -> Reference:
-        """The query for a click at ``lonlat``; a point outside the embedded area is a ``Loc2VecError``."""
-        from loc2vec_engine.search.similar import query_cells
-
-        row = int(query_cells(self.es, [lonlat])[0])
-        distance = float(np.hypot(*(self.es.xy[row] - self._xy(lonlat))))
-        ref = Reference(tuple(lonlat), self.es.vectors[row], row, distance, False)
-        if distance <= self.stride * ON_THE_FLY_FRACTION:
-            return ref
-        encoder, why = self.encoder()
-        if encoder is None:
-            ref.note = why
-            return ref
-        from loc2vec_engine.embeddings.embed import embed_points
-
-        try:
-            _, vectors, _, self._area = embed_points(encoder, self._area or self.es.meta["area_path"], [lonlat],
-                                                     device="cpu")
-            vector = vectors[0]
-        except Loc2VecError as e:
-            ref.note = e.problem
-            return ref
-        return Reference(tuple(lonlat), vector, row, distance, True)
-
-    def encoder(self):
-        """(OnnxEncoder, "") when the layer's model and area raster exist and the model is the same, else (None, why)."""
-        if self._encoder is None:
-            self._encoder = self._load_encoder()
-        return self._encoder
-
-    def _load_encoder(self):
-        meta = self.es.meta
-        model, area = meta.get("model_path"), meta.get("area_path")
-        if not model or not Path(model).is_file():
-            return None, f"model file {model or '(not recorded)'} not found"
-        if not area or not Path(area).is_file():
-            return None, f"area raster {area or '(not recorded)'} not found"
-        from loc2vec_engine.embeddings.onnx_encoder import OnnxEncoder
-
-        try:
-            encoder = OnnxEncoder(model, device="cpu")
-        except Loc2VecError as e:
-            return None, e.problem
-        if encoder.sha256 != meta.get("model_sha256"):
-            return None, f"{Path(model).name} is not the model these embeddings were made with (its SHA-256 differs)"
-        return encoder, ""
-
-    def _xy(self, lonlat) -> np.ndarray:
-        if self._to_xy is None:
-            from loc2vec_engine.geo.crs import transformer_from_wgs84
-
-            self._to_xy = transformer_from_wgs84(self.es.crs_wkt)
-        return np.asarray(self._to_xy.transform(float(lonlat[0]), float(lonlat[1])), float)
-
-
-@dataclass
-class HeatGrid:
-    """Where each cell sits in a raster of one pixel per cell (cells on a regular grid only)."""
-
-    cols: np.ndarray
-    rows: np.ndarray
-    width: int
-    height: int
-    geotransform: tuple
-
-    MAX_PIXELS = 50_000_000
-
-    @classmethod
-    def of(cls, xy: np.ndarray, stride: float) -> HeatGrid | None:
-        """The grid, or None when the cells are not on one ``stride`` grid (then the heat map is points)."""
-        x0, y1 = xy[:, 0].min(), xy[:, 1].max()
-        fc, fr = (xy[:, 0] - x0) / stride, (y1 - xy[:, 1]) / stride
-        cols, rows = np.rint(fc).astype(np.int64), np.rint(fr).astype(np.int64)
-        if max(np.abs(fc - cols).max(), np.abs(fr - rows).max()) > 0.01:
-            return None
-        width, height = int(cols.max()) + 1, int(rows.max()) + 1
-        if width * height > cls.MAX_PIXELS:
-            return None
-        return cls(cols, rows, width, height, (x0 - stride / 2, stride, 0.0, y1 + stride / 2, 0.0, -stride))
-
-
-def percentiles(heat: np.ndarray) -> np.ndarray:
-    """(N,) share of cells (in %) at most as similar as each cell: 100 = the best; ties share a value."""
-    order = np.argsort(heat, kind="stable")
-    ordered = heat[order]
-    out = np.empty(len(heat), np.float32)
-    out[order] = np.searchsorted(ordered, ordered, side="right") * (100.0 / len(heat))  # sorted queries: fast
-    return out
 
 
 def exclusion_text(result, one_tile: bool = False) -> str:
@@ -225,11 +110,16 @@ class SimilarPlacesTool(QgsMapTool):
         self.result = None  # the engine's SimilarResult
         self.heat: np.ndarray | None = None  # (N,) cosine of every cell, in the EmbeddingSet's cell order
         self.mask_threshold: float | None = None
-        self._layer_ids = {"result": None, "heat": None, "mask": None}
+        self.heat_opacity = HEAT_OPACITY  # 0..1; the panel's "Heat map opacity"
+        self._layer_ids = {"result": None, "heat": None, "mask": None, "click": None}
         self._tmp: Path | None = None  # heat rasters of this tool
         self._heat_count = 0
         self._cell_fids: dict | None = None
         self.last_message = ("", Qgis.Info)
+        self.warmed: LayerSearch | None = None  # the search that warm_up loaded
+        self._warm_timer = QTimer(self)  # warm up just after activation: the toolbar button shows checked first
+        self._warm_timer.setSingleShot(True)
+        self._warm_timer.timeout.connect(self.warm_up)
         self.setCursor(Qt.CrossCursor)
 
     # ---- layer ---------------------------------------------------------------------------------
@@ -241,7 +131,28 @@ class SimilarPlacesTool(QgsMapTool):
             if self.layer is not None:
                 self.clear(quiet=True)  # the shown places belong to the previous layer
             self.layer, self._cell_fids = layer, None
+            if self.isActive():
+                self._warm_timer.start(0)
         return True
+
+    # ---- warm-up -------------------------------------------------------------------------------
+    def activate(self):
+        super().activate()
+        self._warm_timer.start(0)
+
+    def warm_up(self) -> LayerSearch | None:
+        """Load the current layer's search and everything its first click needs (quietly without a layer)."""
+        if self.layer is None or sip.isdeleted(self.layer):
+            return None  # no layer yet, or removed before the timer fired
+        QApplication.setOverrideCursor(Qt.WaitCursor)
+        try:
+            search = self.current_search()
+            if search is not None and search is not self.warmed:
+                search.warm_up()
+                self.warmed = search
+        finally:
+            QApplication.restoreOverrideCursor()
+        return search
 
     def current_search(self) -> LayerSearch | None:
         """The loaded search of the current layer (loaded on first use, again when its file changed)."""
@@ -359,8 +270,23 @@ class SimilarPlacesTool(QgsMapTool):
             layer = points_layer(HEAT_NAME, self.layer.crs(), search.es.xy, [("cell", search.es.cell),
                                                                              ("score", heat), ("percentile", pct)])
             layer.setRenderer(heat_points_renderer())
-            layer.setOpacity(HEAT_OPACITY)
+        self._apply_opacity(layer)
         self._replace("heat", layer)
+
+    def set_heat_opacity(self, opacity: float) -> None:
+        """Draw the heat map at ``opacity`` (0..1, or a percentage above 1) from now on, the current one too."""
+        opacity = float(opacity)
+        self.heat_opacity = min(1.0, max(0.0, opacity / 100.0 if opacity > 1.0 else opacity))
+        layer = self.layer_of("heat")
+        if layer is not None:
+            self._apply_opacity(layer)
+            layer.triggerRepaint()
+
+    def _apply_opacity(self, layer) -> None:
+        if isinstance(layer, QgsRasterLayer):
+            layer.renderer().setOpacity(self.heat_opacity)
+        else:
+            layer.setOpacity(self.heat_opacity)
 
     def _heat_raster(self, search: LayerSearch, pct: np.ndarray) -> QgsRasterLayer:
         from osgeo import gdal
@@ -382,7 +308,6 @@ class SimilarPlacesTool(QgsMapTool):
         layer = QgsRasterLayer(str(path), HEAT_NAME, "gdal")
         layer.setCrs(self.layer.crs())
         layer.setRenderer(heat_raster_renderer(layer))
-        layer.renderer().setOpacity(HEAT_OPACITY)
         return layer
 
     def _show_result(self, search: LayerSearch, result) -> None:
@@ -392,6 +317,11 @@ class SimilarPlacesTool(QgsMapTool):
         layer.setRenderer(top_renderer(result.scores))
         label_ranks(layer)
         self._replace("result", layer)
+        lonlats = np.asarray([r.lonlat for r in self.references], float)
+        clicked = points_layer(CLICK_NAME, QgsCoordinateReferenceSystem("EPSG:4326"), lonlats,
+                               [("place", np.arange(1, len(lonlats) + 1))])
+        clicked.setRenderer(clicked_renderer())
+        self._replace("click", clicked)
 
     def _summary(self, refs: list[Reference], result) -> str:
         best = ", ".join(f"{s:.4f}" for s in result.scores[:3])
@@ -486,6 +416,7 @@ class SimilarPlacesTool(QgsMapTool):
         if self._tmp is not None:
             shutil.rmtree(self._tmp, ignore_errors=True)
             self._tmp = None
+        self.canvas().refresh()  # the canvas would keep its last picture of the removed layers
         if not quiet:
             self.message("Similar places cleared.", Qgis.Info)
         self.changed.emit()

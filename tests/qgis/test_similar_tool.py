@@ -29,14 +29,15 @@ from loc2vec_engine.embeddings.embed import embed_area, embed_points
 from loc2vec_engine.geo.crs import transformer_to_wgs84
 from loc2vec_engine.search.similar import PlaceSearch, cells_within, query_vector, similar, similar_at
 from loc2vec_qgis.gui.similar_panel import SimilarPanel
-from loc2vec_qgis.gui.similar_tool import HEAT_NAME, MASK_NAME, RESULT_NAME, SimilarPlacesTool, percentiles
+from loc2vec_qgis.gui.similar_tool import (CLICK_NAME, HEAT_NAME, MASK_NAME, RESULT_NAME, SimilarPlacesTool,
+                                           percentiles)
 
 from ..conftest import REPO
 from .conftest import sandbox_env
 
 WEB_MERCATOR = QgsCoordinateReferenceSystem("EPSG:3857")
 WGS84 = QgsCoordinateReferenceSystem("EPSG:4326")
-TOOL_LAYERS = {RESULT_NAME, HEAT_NAME, MASK_NAME}
+TOOL_LAYERS = {RESULT_NAME, HEAT_NAME, MASK_NAME, CLICK_NAME}
 
 
 @pytest.fixture(scope="module")
@@ -152,7 +153,7 @@ def test_click_highlights_exactly_the_engines_k_cells(tool, canvas, es, qgis_ifa
     assert [by_fid[fid] for fid in tool.highlighted_fids()] == result.cells.tolist()
     info = messages(qgis_iface, Qgis.Info)[-1]
     assert f"{result.scores[0]:.4f}" in info and "nearest cell" in info and "rank" in info
-    assert tool_layer_names() == {RESULT_NAME, HEAT_NAME}
+    assert tool_layer_names() == {RESULT_NAME, HEAT_NAME, CLICK_NAME}
 
 
 def test_by_default_one_tile_around_the_click_is_left_out(tool, canvas, es, qgis_iface):
