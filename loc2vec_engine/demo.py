@@ -27,11 +27,16 @@ K_CLUSTERS = 8
 K_SIMILAR = 10
 
 
-def run_demo(out_dir="out/demo", seed: int = 0, train_minutes: float | None = None) -> dict[str, Path]:
-    """Run every step into ``out_dir``; return the outputs by label (also printed)."""
+def run_demo(out_dir="out/demo", seed: int = 0, train_minutes: float | None = None,
+             evaluate: bool = True) -> dict[str, Path]:
+    """Run every step into ``out_dir``; return the outputs by label (also printed).
+
+    ``evaluate=False`` leaves out the evaluation report (the slowest step), e.g. for a test that only
+    needs the QGIS project.
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    steps = 9 if train_minutes else 8
+    steps = (9 if train_minutes else 8) - (0 if evaluate else 1)
     step = _Steps(steps)
     t_start = time.perf_counter()
 
@@ -46,8 +51,9 @@ def run_demo(out_dir="out/demo", seed: int = 0, train_minutes: float | None = No
     outputs["cluster map"], outputs["UMAP scatter"] = clusters.map_png, clusters.umap_png
     similar_gpkg, landmark_gpkg = _similar(step, out, emb)
     outputs["similar places"], outputs["landmark"] = similar_gpkg, landmark_gpkg
-    report = _evaluate(step, out, model, area.path, seed)
-    outputs["evaluation report"] = report / "report.md"
+    if evaluate:
+        report = _evaluate(step, out, model, area.path, seed)
+        outputs["evaluation report"] = report / "report.md"
     outputs["QGIS project"] = _project(step, out, area, emb, clusters, similar_gpkg, landmark_gpkg)
     _summary(outputs, time.perf_counter() - t_start)
     return outputs

@@ -3,7 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-debs="qgis python3-qgis python3-gdal python3-pyproj python3-matplotlib python3-scipy python3-venv"
+debs="qgis python3-qgis python3-gdal python3-pyproj python3-matplotlib python3-scipy python3-venv xvfb"  # xvfb: the desktop test
 missing=""
 for p in $debs; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
 if [ -n "$missing" ]; then

@@ -12,7 +12,7 @@ from qgis.PyQt.QtWidgets import (
     QFileDialog,
     QFormLayout,
     QFrame,
-    QHBoxLayout,
+    QGridLayout,
     QLabel,
     QPushButton,
     QScrollArea,
@@ -47,6 +47,7 @@ class SimilarPanel(QgsDockWidget):
         self.status.setWordWrap(True)
         box.addWidget(self.status)
         form = QFormLayout()
+        form.setRowWrapPolicy(QFormLayout.WrapLongRows)  # a narrow dock: fields under their labels
         self.k_spin = QSpinBox()
         self.k_spin.setRange(1, 1000)
         self.k_spin.setValue(tool.k)
@@ -78,10 +79,11 @@ class SimilarPanel(QgsDockWidget):
         self.slider.valueChanged.connect(self.make_mask)
         self.slider.sliderMoved.connect(self._show_quantile)
         self.threshold_label = QLabel()
+        self.threshold_label.setWordWrap(True)
         form.addRow("Mask threshold", self.slider)
         form.addRow("", self.threshold_label)
         box.addLayout(form)
-        buttons = QHBoxLayout()
+        buttons = QGridLayout()  # two by two: the dock stays narrow enough for the right dock area
         self.mask_button = QPushButton("Make mask")
         self.mask_button.clicked.connect(lambda: self.make_mask(self.slider.value()))
         self.save_button = QPushButton("Save mask…")
@@ -90,8 +92,8 @@ class SimilarPanel(QgsDockWidget):
         self.select_button.clicked.connect(tool.select_on_layer)
         self.clear_button = QPushButton("Clear (Esc)")
         self.clear_button.clicked.connect(lambda: tool.clear())
-        for b in (self.mask_button, self.save_button, self.select_button, self.clear_button):
-            buttons.addWidget(b)
+        for i, b in enumerate((self.mask_button, self.save_button, self.select_button, self.clear_button)):
+            buttons.addWidget(b, i // 2, i % 2)
         box.addLayout(buttons)
         legend = QLabel(LEGEND)
         legend.setWordWrap(True)

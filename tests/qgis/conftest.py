@@ -77,3 +77,11 @@ def run_build_script(*args) -> subprocess.CompletedProcess:
 
 
 needs_qgis_process = pytest.mark.skipif(qgis_process_exe() is None, reason="qgis_process not installed")
+
+
+@pytest.fixture(scope="session")
+def demo_project(tmp_path_factory) -> Path:
+    """``loc2vec demo``'s QGIS project (porto.qgz and its data) without the evaluation report: ~30 s."""
+    from loc2vec_engine.demo import run_demo
+
+    return run_demo(tmp_path_factory.mktemp("demo") / "demo", evaluate=False)["QGIS project"]
