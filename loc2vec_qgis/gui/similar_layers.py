@@ -12,6 +12,7 @@ import numpy as np
 from qgis.core import (
     QgsColorRampShader,
     QgsFeature,
+    QgsFeatureRequest,
     QgsField,
     QgsGeometry,
     QgsGraduatedSymbolRenderer,
@@ -82,7 +83,8 @@ def squares_layer(name: str, crs, xy: np.ndarray, size: float, columns) -> QgsVe
 
 
 def top_renderer(scores: np.ndarray) -> QgsGraduatedSymbolRenderer:
-    """Up to five equal score classes between the k scores' min and max, light to dark purple.
+    """Up to five equal score classes between the k scores' min and max, light to dark purple; where dots
+    overlap, the better rank is drawn on top.
 
     Labelled with as many decimals as tell the classes apart; where the k cosines crowd closer than
     that (several would read "cosine 1.0000 – 1.0000"), the classes are ranks of the ``rank`` field.
@@ -95,15 +97,22 @@ def top_renderer(scores: np.ndarray) -> QgsGraduatedSymbolRenderer:
     labels = range_labels(edges, "cosine ", lowest=4) if hi - lo > 0 else None
     if labels is None:
         groups = rank_classes(len(scores), classes)
-        return QgsGraduatedSymbolRenderer("rank", [
+        return _best_on_top(QgsGraduatedSymbolRenderer("rank", [
             QgsRendererRange(first - 0.5, last + 0.5, _top_symbol(mix(*TOP_RAMP, 1.0 - i / len(groups))), label)
-            for i, (first, last, label) in enumerate(groups)])
+            for i, (first, last, label) in enumerate(groups)]))
     ranges = []
     for i in range(classes):
         lower = edges[i] - (1e-7 if i == 0 else 0)
         upper = edges[i + 1] + (1e-7 if i == classes - 1 else 0)
         ranges.append(QgsRendererRange(lower, upper, _top_symbol(mix(*TOP_RAMP, (i + 1) / classes)), labels[i]))
-    return QgsGraduatedSymbolRenderer("score", ranges)
+    return _best_on_top(QgsGraduatedSymbolRenderer("score", ranges))
+
+
+def _best_on_top(renderer):
+    """Features drawn from the last rank to the first: rank 1 ends up on top."""
+    renderer.setOrderBy(QgsFeatureRequest.OrderBy([QgsFeatureRequest.OrderByClause('"rank"', False)]))
+    renderer.setOrderByEnabled(True)
+    return renderer
 
 
 def _top_symbol(color: str) -> QgsMarkerSymbol:

@@ -82,3 +82,12 @@ def test_esc_after_pressing_a_panel_button_clears_too(desktop_run):
     assert in_panel["focus_in_panel"] and in_panel["focus"] == "QPushButton"
     assert in_panel["cleared"] and not TOOL_LAYERS & set(in_panel["layers"])
     assert changed_share(_grab(data, "before"), _grab(data, "escaped_from_panel")) < 0.01
+
+
+def test_the_readme_screenshot_of_the_desktop_is_committed():
+    """Made by scripts/desktop_screenshots.py: the whole desktop window (1440 x 900) after a click at Ribeira."""
+    path = REPO / "docs" / "desktop_similar_places.png"
+    image = QImage(str(path))
+    assert not image.isNull(), f"{path} missing: run scripts/desktop_screenshots.py"
+    assert (image.width(), image.height()) == (1440, 900) and path.stat().st_size < 400_000
+    assert "docs/desktop_similar_places.png" in (REPO / "README.md").read_text()

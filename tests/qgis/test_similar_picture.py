@@ -142,6 +142,11 @@ def test_every_rank_label_is_drawn_where_the_dots_crowd(tool, canvas, es):
     job.waitForFinished()
     labels = job.takeLabelingResults().allLabels()
     assert sorted(int(lab.labelText) for lab in labels) == list(range(1, 11))
+    # ... and where dots overlap, the better rank's dot is on top: drawn from rank 10 to rank 1.
+    renderer = result.renderer()
+    assert renderer.orderByEnabled()
+    (clause,) = renderer.orderBy().list()
+    assert clause.expression().expression() == '"rank"' and not clause.ascending()
 
 
 def _heat_over(layer, background: str) -> np.ndarray:
