@@ -38,6 +38,9 @@ RECIPES = {
     # centre (<= 100 m apart), in-batch negatives with places < 300 m masked out, a uniformity term, and a
     # head regressing the 30/60/100 % window composition
     "infonce_comp": dict(encoder="loc2vec", tile_size_px=64, batch_size=48, **engine_recipe("contrastive")),
+    # the shipped recipe on 128-px tiles of the same 500 m (3.9 m pixels): about 5.5 times the compute of a
+    # 64-px step on the CPU, so a GPU budget (benchmarks/gpu_loco.sh)
+    "infonce_comp_128": dict(encoder="loc2vec", tile_size_px=128, batch_size=48, **engine_recipe("contrastive")),
     # the same with hard negatives: of 16 places >= 2 km away, the one whose composition is closest
     "infonce_hard": dict(encoder="loc2vec", tile_size_px=64, batch_size=48, **engine_recipe("contrastive"),
                          neg_mode="similar"),
@@ -60,7 +63,7 @@ HEADLINE = ["elsewhere_venue_p@10", "elsewhere_landuse_p@10", "probe_macro_f1", 
 
 
 def train_and_export(recipe: str, held_out: str, minutes: float, work: Path, areas_dir: Path, seed: int,
-                     fresh: bool) -> Path:
+                     fresh: bool, device: str = "cpu") -> Path:
     from loc2vec_engine.training.config import TrainConfig
     from loc2vec_engine.training.export import export_run
     from loc2vec_engine.training.loop import train
@@ -73,7 +76,7 @@ def train_and_export(recipe: str, held_out: str, minutes: float, work: Path, are
         return onnx
     train_areas = [str(area(n, areas_dir)) for n in CITIES if n != held_out]
     cfg = TrainConfig(areas=train_areas, out=str(run), steps=1_000_000, max_minutes=minutes, val_every=250,
-                      val_triplets=512, patience=1000, seed=seed, device="cpu", **RECIPES[recipe])
+                      val_triplets=512, patience=1000, seed=seed, device=device, **RECIPES[recipe])
     t = time.perf_counter()
     result = train(cfg, progress=lambda f, m: None)
     print(f"  trained without {held_out}: {result.step} steps in {time.perf_counter() - t:.0f} s", flush=True)
@@ -227,6 +230,8 @@ def main() -> None:
     ap.add_argument("--work", default=str(REPO / "out" / "loco"))
     ap.add_argument("--areas", default=str(REPO / "out" / "cities"), help="area rasters (made on first use)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--device", default="cpu",
+                    help="where to train (cuda on a GPU machine: train there with --train-only, score here)")
     ap.add_argument("--fresh", action="store_true", help="retrain even where a run folder exists")
     ap.add_argument("--train-only", action="store_true", help="train and export; score later")
     ap.add_argument("--hybrid-share", type=float, default=None,
@@ -250,7 +255,7 @@ def main() -> None:
             print(f"{city}: not scored ({NOT_SCORED[city]})")
             continue
         print(f"{city}:", flush=True)
-        onnx = train_and_export(args.recipe, city, args.minutes, work, areas_dir, args.seed, args.fresh)
+        onnx = train_and_export(args.recipe, city, args.minutes, work, areas_dir, args.seed, args.fresh, args.device)
         if args.hybrid_share:
             onnx = export_hybrid(onnx, city, args.hybrid_share, areas_dir, args.composition_transform)
         if args.train_only:
