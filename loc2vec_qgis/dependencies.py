@@ -11,7 +11,6 @@ from __future__ import annotations
 import importlib.util
 import os
 import shlex
-import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +27,9 @@ PACKAGES = {
     "umap": "umap-learn",
     "faiss": "faiss-cpu",
     "torch": "torch",
+    "torchvision": "torchvision",
     "timm": "timm",
+    "onnx": "onnx",
     "pyqtgraph": "pyqtgraph",
 }
 
@@ -39,7 +40,8 @@ NEEDS = {
     "cluster": ("numpy", "sklearn", "umap"),
     "similar": ("numpy", "faiss"),
     "evaluate": ("numpy", "numba", "onnxruntime", "sklearn", "osmium", "torch"),
-    "train": ("numpy", "numba", "torch", "timm"),
+    # torchvision: timm imports it, and it must come from the same (CPU) index as torch; onnx: the export.
+    "train": ("numpy", "numba", "torch", "torchvision", "timm", "onnx"),
     "docks": ("pyqtgraph",),
 }
 ALL = tuple(dict.fromkeys(p for names in NEEDS.values() for p in names))
@@ -59,11 +61,18 @@ class Missing:
         return [PACKAGES.get(p, p) for p in self.packages]
 
     def command(self) -> list[str]:
-        """The pip command that installs them (into ``target`` when given)."""
+        """The pip command that installs them by hand (into ``target`` when given), QGIS's numpy pinned.
+
+        ``--target`` ignores what QGIS has installed, so numpy is named with QGIS's version: pip then keeps
+        to it instead of fetching numpy 2 (the Install button passes the same pin as a constraint)."""
+        from .install_plan import qgis_numpy_version
+
         cmd = [python_executable(), "-m", "pip", "install"]
         if self.target is not None:
             cmd += ["--target", str(self.target)]
-        return cmd + self.requirements
+        version = qgis_numpy_version()
+        pin = [f"numpy=={version}"] if version else []
+        return cmd + pin + [r for r in self.requirements if not (pin and r.startswith("numpy"))]
 
     def command_line(self) -> str:
         return " ".join(shlex.quote(c) for c in self.command())
@@ -87,7 +96,9 @@ class Missing:
     def details(self) -> str:
         """Which packages, the exact pip command, and what to do after it (the Details window)."""
         return (f"The Python of this QGIS cannot import: {', '.join(self.requirements)}.\n\n"
-                f"The Install button runs:\n  {self.command_line()}\n\nthen restart QGIS.")
+                "Install asks first (the tools by default; training, with torch, only if ticked: it is large), "
+                "then runs pip in the background with QGIS's numpy pinned. By hand:\n"
+                f"  {self.command_line()}\n\nthen restart QGIS.")
 
 
 def missing(names=ALL, target: Path | None = None) -> Missing:
@@ -98,9 +109,12 @@ def missing(names=ALL, target: Path | None = None) -> Missing:
 def missing_package_text(package: str, what: str = "", target: Path | None = None,
                          needed_for: str = "") -> tuple[str, str]:
     """(problem, fix) for a package whose import failed: the package is named, with the pip command that
-    installs it (and whatever else of the plugin's packages is missing) into ``target``."""
+    installs it (and whatever else the tools lack, torch only when it is the training part that fails) into
+    ``target``."""
+    from .install_plan import TOOLS, choice_packages
+
     top = package.split(".")[0]
-    need = missing(tuple(dict.fromkeys((top, *ALL))), target)
+    need = missing(tuple(dict.fromkeys((top, *choice_packages(TOOLS)))), target)
     if top not in need.packages:  # found, yet its import failed (a broken install): reinstall it as well
         need.packages.insert(0, top)
     why = f" (for {needed_for})" if needed_for else ""
@@ -139,21 +153,3 @@ def python_executable() -> str:
                 return str(folder / name)
     return "python3"
 
-
-def install(missing_: Missing, extra_args=(), on_line=None, timeout: float | None = None) -> tuple[int, str]:
-    """Run the pip command; ``on_line(str)`` gets pip's output as it comes. Returns (exit code, output)."""
-    if missing_.target is not None:
-        missing_.target.mkdir(parents=True, exist_ok=True)
-    cmd = missing_.command()
-    cmd[4:4] = list(extra_args)  # after "pip install"
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env={**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"})
-    lines = []
-    for line in proc.stdout:
-        lines.append(line)
-        if on_line is not None:
-            on_line(line.rstrip())
-    code = proc.wait(timeout=timeout)
-    if code == 0 and missing_.target is not None:
-        add_to_path(missing_.target)
-    return code, "".join(lines)

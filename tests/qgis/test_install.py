@@ -1,0 +1,177 @@
+"""The Install button in real QGIS with the real pip (issue 11, item 3), offline: wheels built here, served
+from a folder or from a local HTTP server on 127.0.0.1; pip never sees an index on the internet.
+
+QGIS's numpy is kept (a package needing numpy 2 is refused with a message), the dialog asks first and
+can be declined, and Cancel kills pip and leaves the package folder without any part of the install.
+"""
+
+import subprocess
+import sys
+
+import numpy
+import pytest
+from qgis.core import Qgis, QgsTask
+from qgis.PyQt.QtWidgets import QPushButton
+
+from loc2vec_qgis import dependencies, install_plan
+from loc2vec_qgis.gui.dependency_bar import InstallDialog, show_missing, start_install
+from loc2vec_qgis.install_plan import TOOLS, Choice, Plan
+from loc2vec_qgis.pip_runner import PipRun
+
+from .fake_wheels import SlowServer, make_wheel, offline_env, wait_for
+
+NUMPY = numpy.__version__  # the numpy "QGIS" imports here
+
+
+@pytest.fixture()
+def wheels(tmp_path):
+    """A folder of wheels: two fake numpys (QGIS's version and a 2.x), packages needing each."""
+    folder = tmp_path / "wheels"
+    make_wheel(folder, "numpy", NUMPY, code="FAKE = True\n")
+    make_wheel(folder, "numpy", "2.0.0", code="FAKE = True\n")
+    make_wheel(folder, "l2v_uses_numpy", requires=["numpy"])
+    make_wheel(folder, "l2v_needs_numpy2", requires=["numpy>=2"])
+    return folder
+
+
+def plan_for(target, *names):
+    return Plan([Choice(TOOLS, list(names))], target, numpy_version=NUMPY, python=sys.executable)
+
+
+def contents(folder):
+    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+
+
+def wait_task(task, app):
+    assert wait_for(lambda: hasattr(task, "finished_message"), 120, app), task.status()
+
+
+def test_without_the_constraint_pip_would_take_numpy_2(wheels, tmp_path):
+    """The control: pip --target picks the newest numpy though this Python has one (why the pin is needed)."""
+    proc = subprocess.run([sys.executable, "-m", "pip", "install", "--target", str(tmp_path / "t"), "l2v_uses_numpy"],
+                          env=offline_env(wheels), capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert (tmp_path / "t" / "numpy-2.0.0.dist-info").is_dir()
+
+
+def test_the_install_keeps_qgis_numpy_and_adds_no_copy_of_it(wheels, tmp_path):
+    target = tmp_path / "profile" / "python" / dependencies.PACKAGES_DIR_NAME
+    runner = PipRun(plan_for(target, "l2v_uses_numpy"), offline_env(wheels))
+    out = runner.run()
+    assert out.ok, out.output
+    assert runner.command[runner.command.index("--constraint") + 1].endswith("constraints.txt")
+    assert (target / "l2v_uses_numpy" / "__init__.py").is_file()
+    assert not (target / "numpy").exists() and not list(target.glob("numpy-*")), contents(target)
+    assert out.dropped == [f"numpy {NUMPY}"] and out.installed == ["l2v_uses_numpy 1.0"]
+    assert contents(target.parent) == [dependencies.PACKAGES_DIR_NAME]  # the staging folder is gone
+
+
+def test_a_package_needing_numpy_2_is_refused_with_a_message(qgis_iface, qgis_app, wheels, tmp_path):
+    target = tmp_path / "pkgs"
+    qgis_iface.messageBar().clear_messages()
+    task = start_install(qgis_iface, plan_for(target, "l2v_needs_numpy2"), offline_env(wheels))
+    wait_task(task, qgis_app)
+    assert task.outcome.code not in (0, None) and "ResolutionImpossible" in task.outcome.output
+    (error,) = qgis_iface.messageBar().get_messages(Qgis.Critical)
+    assert f"needs another numpy than QGIS's own {NUMPY}" in error and "numpy>=2" in error, error
+    assert "Fix:" in error and "older release" in error
+    assert contents(target) == [] and not list(tmp_path.glob(".pkgs-staging-*"))
+
+
+def test_a_package_pip_cannot_find_is_named_with_the_fix(wheels, tmp_path):
+    out = PipRun(plan_for(tmp_path / "pkgs", "no_such_package_anywhere"), offline_env(wheels)).run()
+    assert not out.ok and out.problem.startswith("pip found no no_such_package_anywhere")
+    assert "connect to the internet" in out.fix and "pip install --target" in out.fix
+    assert not (tmp_path / "pkgs").exists() or contents(tmp_path / "pkgs") == []
+
+
+def test_the_install_button_asks_first_and_can_be_declined(qgis_iface, qgis_app, tmp_path, monkeypatch):
+    """Before: one click started pip. Now it opens the dialog (sizes, folder, numpy), and Cancel runs nothing."""
+    monkeypatch.setattr(install_plan, "has_gpu", lambda: False)
+    started = []
+    monkeypatch.setattr("loc2vec_qgis.gui.dependency_bar.start_install", lambda iface, plan: started.append(plan))
+    m = dependencies.Missing(["onnxruntime", "faiss", "torch", "timm"], tmp_path / "pkgs")
+    item = show_missing(qgis_iface, m)
+    item.findChildren(QPushButton)[1].click()  # Install
+    qgis_app.processEvents()
+    (dialog,) = [w for w in qgis_iface.mainWindow().findChildren(InstallDialog) if w.isVisible()]
+    tools, training = dialog.boxes[TOOLS], dialog.boxes[install_plan.TRAINING]
+    assert tools.isChecked() and not training.isChecked()  # training: an explicit choice
+    assert "onnxruntime" in tools.text() and "MB download" in tools.text() and "torch" not in tools.text()
+    assert "torch" in training.text() and "CPU wheels" in training.text() and "MB download" in training.text()
+    text = dialog.summary.text()
+    assert str(tmp_path / "pkgs") in text and f"numpy {NUMPY} stays" in text and "torch" not in text
+    training.setChecked(True)
+    assert "torch" in dialog.summary.text() and "CPU wheels" in dialog.summary.text()
+    tools.setChecked(False)
+    training.setChecked(False)
+    assert not dialog.install_button.isEnabled()  # nothing chosen, nothing to start
+    dialog.reject()
+    qgis_app.processEvents()
+    assert started == [] and not (tmp_path / "pkgs").exists()
+
+    item = show_missing(qgis_iface, m)
+    item.findChildren(QPushButton)[1].click()
+    qgis_app.processEvents()
+    (dialog,) = [w for w in qgis_iface.mainWindow().findChildren(InstallDialog) if w.isVisible()]
+    dialog.install_button.click()  # the default: the tools only
+    qgis_app.processEvents()
+    (plan,) = started
+    assert plan.requirements == ["onnxruntime", "faiss-cpu"] and plan.torch_index is None
+    assert f"numpy=={NUMPY}" in plan.constraints()
+
+
+def test_install_button_installs_into_the_plugin_folder(qgis_iface, qgis_app, wheels, tmp_path, monkeypatch):
+    for key, value in offline_env(wheels).items():
+        if key.startswith("PIP_"):
+            monkeypatch.setenv(key, value)
+    target = tmp_path / "profile" / "python" / dependencies.PACKAGES_DIR_NAME
+    m = dependencies.missing(("l2v_uses_numpy",), target=target)
+    item = show_missing(qgis_iface, m)
+    item.findChildren(QPushButton)[1].click()
+    qgis_app.processEvents()
+    (dialog,) = [w for w in qgis_iface.mainWindow().findChildren(InstallDialog) if w.isVisible()]
+    tasks = []
+    monkeypatch.setattr("loc2vec_qgis.gui.dependency_bar.start_install",
+                        lambda iface, plan: tasks.append(start_install(iface, plan)))
+    qgis_iface.messageBar().clear_messages()
+    dialog.install_button.click()
+    (task,) = tasks
+    wait_task(task, qgis_app)
+    try:
+        assert task.status() == QgsTask.Complete, task.outcome.output
+        assert (target / "l2v_uses_numpy" / "__init__.py").is_file() and not (target / "numpy").exists()
+        assert str(target) in sys.path and not dependencies.missing(("l2v_uses_numpy",))
+        assert any("Installed 1 packages" in msg for msg in qgis_iface.messageBar().get_messages(Qgis.Success))
+    finally:
+        sys.path.remove(str(target))
+        sys.modules.pop("l2v_uses_numpy", None)
+
+
+def test_cancel_kills_pip_and_leaves_no_partial_install(qgis_iface, qgis_app, tmp_path):
+    """pip is caught downloading the second wheel (the server stalls); Cancel in the message bar stops it."""
+    folder = tmp_path / "wheels"
+    make_wheel(folder, "l2v_fast")
+    make_wheel(folder, "l2v_slow")
+    server = SlowServer(folder, stall={"l2v_slow-1.0-py3-none-any.whl"})
+    target = tmp_path / "pkgs"
+    target.mkdir()
+    (target / "kept.txt").write_text("from an earlier install")
+    try:
+        qgis_iface.messageBar().clear_messages()
+        task = start_install(qgis_iface, plan_for(target, "l2v_fast", "l2v_slow"),
+                             offline_env(server.url))
+        assert wait_for(lambda: "l2v_slow-1.0-py3-none-any.whl" in server.requested, 60, qgis_app), \
+            task.runner.last_line
+        proc = task.runner.proc
+        assert proc.poll() is None  # pip is running, in the middle of its download
+        assert server.requested[0] == "l2v_fast-1.0-py3-none-any.whl"  # one wheel is already fetched
+        task.cancel_button.click()
+        wait_task(task, qgis_app)
+        assert proc.poll() is not None and task.status() == QgsTask.Terminated
+    finally:
+        server.close()
+    assert task.outcome.cancelled
+    assert contents(target) == ["kept.txt"]  # nothing of l2v_slow or l2v_fast, the old content untouched
+    assert not list(tmp_path.glob(".pkgs-staging-*"))
+    assert any("Install cancelled" in m for m in qgis_iface.messageBar().get_messages(Qgis.Info))
