@@ -28,7 +28,7 @@ def show_missing(iface, missing: dependencies.Missing, what: str = "Some loc2vec
     details.setToolTip(missing.command_line())
     details.clicked.connect(lambda: _details(iface, missing))
     button = QPushButton("Install")
-    button.setToolTip("Asks which packages to install (with their download size) before pip runs")
+    button.setToolTip(f"Asks first (sizes, folder), then installs: {', '.join(missing.requirements)}")
     button.clicked.connect(lambda: ask_install(iface, missing, item))
     item.layout().addWidget(details)
     item.layout().addWidget(button)

@@ -46,6 +46,9 @@ class SimilarPanel(QgsDockWidget):
         self.status = QLabel("Click a place on the map. Shift-click adds places; Esc clears.")
         self.status.setWordWrap(True)
         box.addWidget(self.status)
+        self.details = QLabel("")  # the query and what it left out: the message bar has one short line
+        self.details.setWordWrap(True)
+        box.addWidget(self.details)
         form = QFormLayout()
         form.setRowWrapPolicy(QFormLayout.WrapLongRows)  # a narrow dock: fields under their labels
         self.k_spin = QSpinBox()
@@ -151,6 +154,7 @@ class SimilarPanel(QgsDockWidget):
         self.mask_button.setEnabled(has_heat)
         self.select_button.setEnabled(tool.result is not None)
         self.save_button.setEnabled(tool.layer_of("mask") is not None)
+        self.details.setText(tool.details())
         if tool.result is None:
             self.status.setText("Click a place on the map. Shift-click adds places; Esc clears.")
             return

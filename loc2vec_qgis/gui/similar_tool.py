@@ -23,6 +23,8 @@ embeddings layer is only read, never restyled.
 
 from __future__ import annotations
 
+import re
+
 import shutil
 import tempfile
 from pathlib import Path
@@ -116,6 +118,7 @@ class SimilarPlacesTool(QgsMapTool):
         self._heat_count = 0
         self._cell_fids: dict | None = None
         self.last_message = ("", Qgis.Info)
+        self._bar_item = None  # the tool's last note: replaced, not stacked ("1 more" and arrows in the bar)
         self.warmed: LayerSearch | None = None  # the search that warm_up loaded
         self._warm_timer = QTimer(self)  # warm up just after activation: the toolbar button shows checked first
         self._warm_timer.setSingleShot(True)
@@ -324,17 +327,35 @@ class SimilarPlacesTool(QgsMapTool):
         self._replace("click", clicked)
 
     def _summary(self, refs: list[Reference], result) -> str:
-        best = ", ".join(f"{s:.4f}" for s in result.scores[:3])
+        """The message-bar line: short enough to read whole in one line of the bar (no scroll arrows);
+        the query's details, what was left out and the legend are in the panel (``details()``, ``LEGEND``)."""
         if len(refs) > 1:
-            query = f"mean of {len(refs)} places (Shift-click adds more)"
+            query = f"the mean of {len(refs)} places ("
+        elif refs[0].on_the_fly:
+            query = "the clicked point (embedded on the fly; "
+        elif refs[0].note:
+            package = re.search(r"Python package '([\w.]+)'", refs[0].note)
+            query = f"the nearest cell ({package.group(1)} missing; " if package else "the nearest cell ("
+        else:
+            query = "the nearest cell ("
+        return f"{len(result)} most similar places to {query}best cosine {result.scores[0]:.4f})."
+
+    def details(self) -> str:
+        """What the last query was and what it left out, in full (the panel shows it)."""
+        refs, result = self.references, self.result
+        if result is None or not refs:
+            return ""
+        if len(refs) > 1:
+            query = f"the mean of {len(refs)} places (Shift-click adds more)"
         elif refs[0].on_the_fly:
             query = f"the clicked point, embedded on the fly ({refs[0].distance_m:.0f} m from the nearest cell)"
         elif refs[0].note:
             query = f"the nearest cell ({refs[0].distance_m:.0f} m away; not embedded on the fly: {refs[0].note})"
         else:
             query = "the nearest cell"
-        return (f"{len(result)} most similar places, best cosine {best}; query: {query}. "
-                f"{exclusion_text(result, self.exclude_radius_m is None)} {LEGEND}")
+        best = ", ".join(f"{s:.4f}" for s in result.scores[:3])
+        return (f"Query: {query}. Best cosines {best}. "
+                f"{exclusion_text(result, self.exclude_radius_m is None)}")
 
     # ---- mask ----------------------------------------------------------------------------------
     def make_mask(self, quantile: float | None = None, threshold: float | None = None) -> QgsVectorLayer | None:
@@ -438,4 +459,10 @@ class SimilarPlacesTool(QgsMapTool):
     def message(self, text: str, level=Qgis.Info) -> None:
         self.last_message = (text, level)
         if self.bar is not None:
+            if self._bar_item is not None:
+                try:
+                    self.bar.popWidget(self._bar_item)
+                except RuntimeError:  # already gone (its time ran out, or the user closed it)
+                    pass
             self.bar.pushMessage("loc2vec", text, level=level, duration=0 if level == Qgis.Critical else 8)
+            self._bar_item = self.bar.currentItem()

@@ -159,16 +159,17 @@ def test_cancel_kills_pip_and_leaves_no_partial_install(qgis_iface, qgis_app, tm
     (target / "kept.txt").write_text("from an earlier install")
     try:
         qgis_iface.messageBar().clear_messages()
-        task = start_install(qgis_iface, plan_for(target, "l2v_fast", "l2v_slow"),
-                             offline_env(server.url))
+        env = {**offline_env(server.url), "PIP_DEFAULT_TIMEOUT": "300"}  # pip alone would wait on the server
+        task = start_install(qgis_iface, plan_for(target, "l2v_fast", "l2v_slow"), env)
         assert wait_for(lambda: "l2v_slow-1.0-py3-none-any.whl" in server.requested, 60, qgis_app), \
             task.runner.last_line
         proc = task.runner.proc
         assert proc.poll() is None  # pip is running, in the middle of its download
         assert server.requested[0] == "l2v_fast-1.0-py3-none-any.whl"  # one wheel is already fetched
         task.cancel_button.click()
+        assert wait_for(lambda: proc.poll() is not None, 8), "pip still runs after Cancel"  # SIGINT, SIGKILL at 5 s
         wait_task(task, qgis_app)
-        assert proc.poll() is not None and task.status() == QgsTask.Terminated
+        assert task.status() == QgsTask.Terminated
     finally:
         server.close()
     assert task.outcome.cancelled

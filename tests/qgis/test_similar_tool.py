@@ -152,8 +152,50 @@ def test_click_highlights_exactly_the_engines_k_cells(tool, canvas, es, qgis_ifa
     by_fid = {f.id(): f["cell"] for f in tool.layer.getFeatures()}
     assert [by_fid[fid] for fid in tool.highlighted_fids()] == result.cells.tolist()
     info = messages(qgis_iface, Qgis.Info)[-1]
-    assert f"{result.scores[0]:.4f}" in info and "nearest cell" in info and "rank" in info
+    assert f"{result.scores[0]:.4f}" in info and "nearest cell" in info
+    assert "Heat map" not in info  # the legend is in the panel, not in the one-line message
     assert tool_layer_names() == {RESULT_NAME, HEAT_NAME, CLICK_NAME}
+
+
+def test_the_click_message_reads_whole_in_one_line_of_the_bar(canvas, layer, es, qgis_app):
+    """Issue 11: after a click the bar showed up/down arrows and "1 more" (the text held the legend). Every
+    kind of query now fits one line of a real message bar in a small QGIS window; the rest is in the panel."""
+    from qgis.gui import QgsMessageBar
+    from qgis.PyQt.QtWidgets import QMainWindow, QTextBrowser
+
+    window = QMainWindow()
+    bar = QgsMessageBar()
+    window.setCentralWidget(bar)
+    window.resize(1000, 200)
+    window.show()
+    t = SimilarPlacesTool(canvas, bar, k=10)
+    assert t.set_layer(layer)
+    panel = SimilarPanel(t)
+
+    def fits():
+        for _ in range(5):
+            qgis_app.processEvents()
+        item = bar.currentItem()
+        (browser,) = item.findChildren(QTextBrowser)
+        assert browser.verticalScrollBar().maximum() == 0 and len(bar.items()) == 1, (
+            item.text(), browser.width(), browser.document().size(), len(bar.items()))  # no '1 more'
+        return item.text()
+
+    try:
+        click(canvas, t, es.lonlat()[len(es) // 3])
+        assert "nearest cell" in fits() and "Left out" in panel.details.text()
+        click(canvas, t, es.lonlat()[len(es) // 2], shift=True)
+        assert "mean of 2 places" in fits()
+        click(canvas, t, _between_cells(es, len(es) // 2))
+        assert "embedded on the fly" in fits()
+        # the longest: the nearest cell because onnxruntime is missing
+        t.references[0].note = "similar places needs the Python package 'onnxruntime', which QGIS's Python cannot import"
+        t.references[0].on_the_fly = False
+        t.message(t._summary(t.references, t.result))
+        assert "onnxruntime missing" in fits()
+    finally:
+        t.clear(quiet=True)
+        window.close()
 
 
 def test_by_default_one_tile_around_the_click_is_left_out(tool, canvas, es, qgis_iface):
@@ -169,8 +211,7 @@ def test_by_default_one_tile_around_the_click_is_left_out(tool, canvas, es, qgis
     beyond = np.flatnonzero(~near)
     best = beyond[np.argsort(-tool.heat[beyond], kind="stable")[:10]]
     assert np.allclose(np.sort(tool.heat[shown]), np.sort(tool.heat[best]))
-    info = messages(qgis_iface, Qgis.Info)[-1]
-    assert f"Left out: the {int(near.sum())} cells within 500 m of the click, one tile of the model" in info
+    assert f"Left out: the {int(near.sum())} cells within 500 m of the click, one tile of the model" in tool.details()
 
 
 def test_the_panels_exclude_radius_redoes_the_query(tool, canvas, es, qgis_iface):
@@ -183,7 +224,7 @@ def test_the_panels_exclude_radius_redoes_the_query(tool, canvas, es, qgis_iface
     panel.radius_spin.setValue(0)  # off: the clicked cell itself is the best match
     assert tool.exclude_radius_m == 0 and tool.highlighted_cells()[0] == es.cell[row]
     assert tool.result.scores[0] == pytest.approx(1.0, abs=1e-5)
-    assert "Nothing left out" in messages(qgis_iface, Qgis.Info)[-1] and "left out" not in panel.status.text()
+    assert "Nothing left out" in panel.details.text() and "left out" not in panel.status.text()
     panel.radius_spin.setValue(200)
     expected = PlaceSearch(es).highlight([clicked], 10, exclude_radius_m=200)[0]
     assert tool.highlighted_cells() == expected.cells.tolist()
@@ -284,7 +325,7 @@ def test_without_the_model_file_a_between_cells_click_uses_the_nearest_cell(canv
         clicked = click(canvas, t, _between_cells(es, len(es) // 2))
         assert not t.references[0].on_the_fly
         assert t.highlighted_cells() == PlaceSearch(es).highlight([clicked], 10)[0].cells.tolist()
-        assert "gone.onnx not found" in messages(qgis_iface, Qgis.Info)[-1]
+        assert "gone.onnx not found" in t.details() and "nearest cell" in messages(qgis_iface, Qgis.Info)[-1]
     finally:
         t.clear(quiet=True)
         QgsProject.instance().removeAllMapLayers()
