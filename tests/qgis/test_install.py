@@ -176,3 +176,39 @@ def test_cancel_kills_pip_and_leaves_no_partial_install(qgis_iface, qgis_app, tm
     assert contents(target) == ["kept.txt"]  # nothing of l2v_slow or l2v_fast, the old content untouched
     assert not list(tmp_path.glob(".pkgs-staging-*"))
     assert any("Install cancelled" in m for m in qgis_iface.messageBar().get_messages(Qgis.Info))
+
+
+def fake_pip(tmp_path, then: str):
+    """A stand-in for ``python`` whose "pip" writes half a package into its --target folder, then ``then``."""
+    exe = tmp_path / "fake-python"
+    exe.write_text("#!/bin/sh\nwhile [ \"$1\" != --target ]; do shift; done\nmkdir -p \"$2/l2v_half\"\n"
+                   f"echo 'x = 1' > \"$2/l2v_half/__init__.py\"\necho Collecting l2v_half\n{then}\n")
+    exe.chmod(0o755)
+    return str(exe)
+
+
+@pytest.mark.parametrize("then", ["exit 1", "sleep 60"])
+def test_what_pip_wrote_before_failing_or_cancel_never_reaches_the_folder(tmp_path, then):
+    """The staging folder: pip's partial writes stay there and go with it, on failure as on Cancel."""
+    import threading
+
+    target = tmp_path / "pkgs"
+    plan = Plan([Choice(TOOLS, ["l2v_half"])], target, numpy_version=NUMPY, python=fake_pip(tmp_path, then))
+    runner = PipRun(plan, offline_env(tmp_path))
+    if then.startswith("sleep"):
+        threading.Thread(target=lambda: wait_for(lambda: runner.last_line.startswith("Collecting"), 30)
+                         and runner.cancel(), daemon=True).start()
+    out = runner.run()
+    assert not out.ok and out.cancelled == then.startswith("sleep")
+    assert contents(target) == [] and not list(tmp_path.glob(".pkgs-staging-*"))
+
+
+def test_a_new_version_replaces_the_old_one_whole(wheels, tmp_path):
+    target = tmp_path / "pkgs"
+    make_wheel(wheels, "l2v_pkg", "1.0", code="V = 1\n")
+    assert PipRun(plan_for(target, "l2v_pkg==1.0"), offline_env(wheels)).run().ok
+    make_wheel(wheels, "l2v_pkg", "2.0", code="V = 2\n")
+    out = PipRun(plan_for(target, "l2v_pkg==2.0"), offline_env(wheels)).run()
+    assert out.ok and out.installed == ["l2v_pkg 2.0"]
+    assert contents(target) == ["l2v_pkg", "l2v_pkg-2.0.dist-info"]
+    assert (target / "l2v_pkg" / "__init__.py").read_text() == "V = 2\n"
