@@ -13,7 +13,7 @@ from qgis.PyQt.QtWidgets import (QCheckBox, QDialog, QDialogButtonBox, QHBoxLayo
                                  QProgressBar, QPushButton, QVBoxLayout, QWidget)
 
 from .. import dependencies, install_plan
-from ..pip_runner import PipRun
+from ..pip_runner import Outcome, PipRun
 
 
 def show_missing(iface, missing: dependencies.Missing, what: str = "Some loc2vec tools", verb: str = "need"):
@@ -110,7 +110,11 @@ class InstallTask(QgsTask):
         self._collected = 0
 
     def run(self) -> bool:
-        self.outcome = self.runner.run(self._on_line)
+        try:
+            self.outcome = self.runner.run(self._on_line)
+        except OSError as e:  # no Python to run pip with, an unwritable profile folder, ...
+            self.outcome = Outcome(None, problem=f"pip could not be started: {e}",
+                                   fix=f"check that the folder can be written and run by hand: {self.plan.command_line()}")
         return self.outcome.ok
 
     def _on_line(self, text: str) -> None:
@@ -158,7 +162,7 @@ def _finished(iface, task: InstallTask, item) -> None:
     bar = iface.messageBar()
     bar.popWidget(item)
     out, plan = task.outcome, task.plan
-    if out is None or out.cancelled:
+    if out is None or (out.cancelled and not out.problem):
         bar.pushMessage("loc2vec", f"Install cancelled: pip stopped, nothing was added to {plan.target}.",
                         Qgis.Info, 10)
     elif out.ok:

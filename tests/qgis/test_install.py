@@ -212,3 +212,13 @@ def test_a_new_version_replaces_the_old_one_whole(wheels, tmp_path):
     assert out.ok and out.installed == ["l2v_pkg 2.0"]
     assert contents(target) == ["l2v_pkg", "l2v_pkg-2.0.dist-info"]
     assert (target / "l2v_pkg" / "__init__.py").read_text() == "V = 2\n"
+
+
+def test_an_unwritable_profile_folder_is_one_message(qgis_iface, qgis_app, tmp_path):
+    (tmp_path / "profile").write_text("a file where the profile folder should be")  # fails as root too
+    qgis_iface.messageBar().clear_messages()
+    task = start_install(qgis_iface, plan_for(tmp_path / "profile" / "python" / "pkgs", "l2v_any"),
+                         offline_env(tmp_path))
+    wait_task(task, qgis_app)
+    (error,) = qgis_iface.messageBar().get_messages(Qgis.Critical)
+    assert "pip could not be started: " in error and "Not a directory" in error and "Fix: check that the folder can be written" in error
