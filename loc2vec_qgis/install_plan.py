@@ -112,8 +112,8 @@ class Choice:
 
     def title(self) -> str:
         if self.name == TOOLS:
-            return "Tools on the shipped model (embed, cluster, similar places, docks)"
-        return "Training and evaluation (a separate choice: large)"
+            return "Tools (embed, cluster, similar places, docks)"
+        return "Training and evaluation"
 
     def wheels_note(self) -> str:
         """Which torch wheels, and why (empty when torch is not part of this choice)."""
@@ -125,11 +125,17 @@ class Choice:
         return (f"CPU wheels from {TORCH_CPU_INDEX} (no NVIDIA GPU: nvidia-smi not found or lists none), "
                 f"≈ {TORCH_DISK_GB['cpu']:g} GB on disk")
 
+    def size_text(self) -> str:
+        return f"≈ {self.size_mb / 1000:.1f} GB" if self.size_mb >= 1000 else f"≈ {self.size_mb:.0f} MB"
+
     def label(self) -> str:
-        """One line per choice: what, which packages, how big (the dialog's check box)."""
-        size = f"≈ {self.size_mb / 1000:.1f} GB" if self.size_mb >= 1000 else f"≈ {self.size_mb:.0f} MB"
-        note = self.wheels_note()
-        return f"{self.title()}: {', '.join(self.requirements)} — {size} download" + (f"; {note}" if note else "")
+        """What and how big (the dialog's check box: one short line)."""
+        return f"{self.title()} — {self.size_text()} download"
+
+    def note(self) -> str:
+        """Which packages, and which torch wheels (the wrapped line under the check box)."""
+        wheels = self.wheels_note()
+        return ", ".join(self.requirements) + (f". torch: {wheels}" if wheels else "")
 
 
 @dataclass
@@ -184,14 +190,15 @@ class Plan:
         pin = f"numpy=={self.numpy_version}" if self.numpy_version else "numpy<2"
         return " ".join(shlex.quote(c) for c in cmd + [pin, *[r for r in self.requirements if r != "numpy<2"]])
 
-    def summary(self) -> str:
-        """The dialog's text: packages, folder, sizes, numpy, wheels."""
+    def summary(self, packages: bool = True) -> str:
+        """Packages, folder, sizes, numpy, wheels (the dialog, which lists packages and wheels per choice,
+        leaves those out: ``packages=False``)."""
         numpy = (f"QGIS's numpy {self.numpy_version} stays (pip gets the constraint numpy=={self.numpy_version}; "
                  "a package that needs another numpy is refused, not installed)" if self.numpy_version else
                  "numpy < 2 (for QGIS's GDAL bindings)")
-        lines = [f"Packages: {', '.join(self.requirements) or '(none chosen)'}",
-                 f"Folder: {self.target}", f"Download: ≈ {self.size_mb:.0f} MB in all (approximate)", f"numpy: {numpy}"]
-        if self.torch_index or any("torch" in c.packages for c in self.choices):
+        lines = [f"Packages: {', '.join(self.requirements) or '(none chosen)'}"] if packages else []
+        lines += [f"Folder: {self.target}", f"Download: ≈ {self.size_mb:.0f} MB in all (approximate)", f"numpy: {numpy}"]
+        if packages and any("torch" in c.packages for c in self.choices):
             lines.append(f"torch: {[c for c in self.choices if 'torch' in c.packages][0].wheels_note()}")
         return "\n".join(lines)
 

@@ -46,6 +46,9 @@ def _details(iface, missing: dependencies.Missing) -> QMessageBox:
     return box
 
 
+WIDTH = 620  # px of the dialog's wrapped texts
+
+
 class InstallDialog(QDialog):
     """The packages of each choice with its size, the folder, QGIS's numpy; Install starts nothing else."""
 
@@ -54,16 +57,23 @@ class InstallDialog(QDialog):
         self.setWindowTitle("loc2vec: install Python packages")
         self.choices, self.target = choices, target
         layout = QVBoxLayout(self)
+        layout.setSizeConstraint(QVBoxLayout.SetMinimumSize)  # wrapped labels get the height they need
         ticked = install_plan.default_choices(choices)
-        self.boxes = {}
+        self.boxes, self.notes = {}, {}
         for choice in choices:
             box = QCheckBox(choice.label())
             box.setChecked(choice.name in ticked)
             box.toggled.connect(self._update)
+            note = QLabel(choice.note())  # the package list wraps here; a check box's text would not
+            note.setWordWrap(True)
+            note.setContentsMargins(24, 0, 0, 8)
+            note.setFixedWidth(WIDTH)
             layout.addWidget(box)
-            self.boxes[choice.name] = box
+            layout.addWidget(note)
+            self.boxes[choice.name], self.notes[choice.name] = box, note
         self.summary = QLabel()
         self.summary.setWordWrap(True)
+        self.summary.setFixedWidth(WIDTH)  # a fixed width: Qt then gives a wrapped label all the height it needs
         self.summary.setTextInteractionFlags(Qt.TextSelectableByMouse)
         layout.addWidget(self.summary)
         self.buttons = QDialogButtonBox(QDialogButtonBox.Cancel)
@@ -78,7 +88,7 @@ class InstallDialog(QDialog):
 
     def _update(self, *_):
         plan = self.plan()
-        self.summary.setText(plan.summary())
+        self.summary.setText(plan.summary(packages=False))
         self.install_button.setEnabled(bool(plan.requirements))
 
 

@@ -97,12 +97,17 @@ def test_the_install_button_asks_first_and_can_be_declined(qgis_iface, qgis_app,
     (dialog,) = [w for w in qgis_iface.mainWindow().findChildren(InstallDialog) if w.isVisible()]
     tools, training = dialog.boxes[TOOLS], dialog.boxes[install_plan.TRAINING]
     assert tools.isChecked() and not training.isChecked()  # training: an explicit choice
-    assert "onnxruntime" in tools.text() and "MB download" in tools.text() and "torch" not in tools.text()
-    assert "torch" in training.text() and "CPU wheels" in training.text() and "MB download" in training.text()
+    notes = {name: label.text() for name, label in dialog.notes.items()}
+    assert "MB download" in tools.text() and "onnxruntime" in notes[TOOLS] and "torch" not in notes[TOOLS]
+    assert "MB download" in training.text() and "torch" in notes[install_plan.TRAINING]
+    assert "CPU wheels" in notes[install_plan.TRAINING]
     text = dialog.summary.text()
-    assert str(tmp_path / "pkgs") in text and f"numpy {NUMPY} stays" in text and "torch" not in text
+    assert str(tmp_path / "pkgs") in text and f"numpy {NUMPY} stays" in text and "MB in all" in text
+    for label in (dialog.summary, *dialog.notes.values()):  # wrapped, never cut off
+        assert label.height() >= label.heightForWidth(label.width()), label.text()
+    before = dialog.summary.text()
     training.setChecked(True)
-    assert "torch" in dialog.summary.text() and "CPU wheels" in dialog.summary.text()
+    assert dialog.summary.text() != before and dialog.plan().torch_index == install_plan.TORCH_CPU_INDEX
     tools.setChecked(False)
     training.setChecked(False)
     assert not dialog.install_button.isEnabled()  # nothing chosen, nothing to start

@@ -60,10 +60,10 @@ def test_training_takes_cpu_wheels_without_a_gpu_and_says_so(tmp_path):
     cmd = cpu.command(tmp_path / "s", tmp_path / "c")
     assert cmd[cmd.index("--extra-index-url") + 1] == install_plan.TORCH_CPU_INDEX
     assert {"torch", "torchvision", "timm", "faiss-cpu"} <= set(cmd)
-    assert "CPU wheels" in cpu.choices[1].label() and "CPU wheels" in cpu.summary()
+    assert "CPU wheels" in cpu.choices[1].note() and "CPU wheels" in cpu.summary()
     gpu = Plan(install_plan.choices_for(["torch"], gpu=True), tmp_path, numpy_version="1.26.4")
     assert "--extra-index-url" not in gpu.command(tmp_path / "s", tmp_path / "c")
-    assert "CUDA wheels" in gpu.choices[0].label() and "GB" in gpu.choices[0].label()
+    assert "CUDA wheels" in gpu.choices[0].note() and "GB download" in gpu.choices[0].label()
 
 
 def test_sizes_are_stated_and_training_is_the_big_one():
