@@ -465,4 +465,5 @@ class SimilarPlacesTool(QgsMapTool):
                 except RuntimeError:  # already gone (its time ran out, or the user closed it)
                     pass
             self.bar.pushMessage("loc2vec", text, level=level, duration=0 if level == Qgis.Critical else 8)
-            self._bar_item = self.bar.currentItem()
+            item = self.bar.currentItem()  # ours, unless the bar did not show it (another note stays on top)
+            self._bar_item = item if item is not None and text in item.text() else None
