@@ -59,6 +59,8 @@ class Driver:
     def plan(self):
         yield self.wait_for(self.project_ready, "the project's layers and the plugin")
         yield self.wait_for(self.canvas_idle, "the canvas's first drawing")
+        if self.mode == "screenshot":
+            yield lambda: self.window_grab("project")  # the demo project as it opens: the clusters
         yield self.open_tool
         yield self.wait_for(lambda: getattr(self.tool(), "warmed", True) is not None, "the tool's warm-up")
         yield self.wait_for(self.canvas_idle, "the canvas after activation")
@@ -66,7 +68,7 @@ class Driver:
         if self.mode == "screenshot":
             yield self.click
             yield self.wait_for(self.canvas_idle, "the heat map")
-            yield self.window_grab
+            yield lambda: self.window_grab("window")
             return
         # Round 1: click, Esc with the focus on the canvas (where the click put it).
         yield self.click
@@ -173,14 +175,14 @@ class Driver:
         image.save(str(path))
         self.result["grabs"][name] = str(path)
 
-    def window_grab(self):
+    def window_grab(self, name: str):
         window = iface.mainWindow()
         screen = QGuiApplication.primaryScreen()
         corner = window.mapToGlobal(QPoint(0, 0))
         image = screen.grabWindow(0, corner.x(), corner.y(), window.width(), window.height())
-        path = self.out / "window.png"
+        path = self.out / f"{name}.png"
         image.save(str(path))
-        self.result["grabs"]["window"] = str(path)
+        self.result["grabs"][name] = str(path)
 
     # ---- machinery -----------------------------------------------------------------------------
     def wait_for(self, predicate, what: str):

@@ -107,6 +107,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--demo", type=Path, default=REPO / "out" / "demo", help="demo folder (made if missing)")
     ap.add_argument("--out", type=Path, default=REPO / "docs" / "desktop_similar_places.png")
+    ap.add_argument("--project-out", type=Path, default=REPO / "docs" / "desktop_project.png",
+                    help="the demo project as it opens (the clusters), before the tool is used")
     args = ap.parse_args(argv)
     xvfb = ensure_xvfb()
     if xvfb is None or qgis_exe() is None:
@@ -127,8 +129,10 @@ def main(argv=None) -> int:
             return 1
         args.out.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(window, args.out)
+        args.project_out.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(grabs / "project.png", args.project_out)
         print((grabs / "result.json").read_text())
-    print(f"wrote {args.out}")
+    print(f"wrote {args.out} and {args.project_out}")
     return 0
 
 
