@@ -23,6 +23,21 @@ def extent_string(bbox=PORTO_BBOX, crs="EPSG:4326") -> str:
     return f"{w},{e},{s},{n} [{crs}]"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _collect_before_qgis_exits(qgis_app):
+    """Python's garbage (dialogs, tasks, shortcuts the tests left for the collector) collected while QGIS
+    still runs: torn down before pytest-qgis calls exitQgis(), because collecting those wrappers after it
+    (pytest's own gc pass in pytest_unconfigure) crashes in Qt."""
+    import gc
+
+    yield
+    from qgis.PyQt.QtWidgets import QApplication
+
+    for _ in range(3):
+        gc.collect()
+        QApplication.processEvents()
+
+
 @pytest.fixture(scope="session")
 def loc2vec_plugin(qgis_processing):
     """The plugin as QGIS starts it (classFactory + initProcessing); unloaded at the end."""

@@ -161,7 +161,8 @@ def test_run_train(installed, andorra_area):
     assert results["STOPPED"] == "steps" and results["STEPS_DONE"] == 20
     assert results["CHECKPOINT"] == str(run / "best.pt") and (run / "metrics.csv").is_file()
     enc = OnnxEncoder(results["MODEL"], "cpu")
-    assert (enc.tile_size_px, enc.embedding_size) == (32, 16)
+    # the default export is the shipped form: the 16-D learned part joined with the 36 composition numbers
+    assert (enc.tile_size_px, enc.embedding_size) == (32, 16 + 36) and enc.meta["hybrid"]["share"] == 0.5
 
 
 def test_error_is_a_message_not_a_traceback(installed, tmp_path):
