@@ -25,7 +25,10 @@ from ..errors import Loc2VecError
 from .legend import cluster_label, range_labels, rank_classes
 from .sources import check_gpkg, check_raster, columns, field_range, gpkg_extent, relative, row_count, union, value_counts
 
-QGIS_VERSION = "3.22.0-Białowieża"  # the QGIS this XML is tested with (3.22 LTR); later 3.x read it too
+# The QGIS this XML is tested with: 3.22.16, the last 3.22 LTR release (Debian 12's). QGIS 3.22 warns "Project file
+# is older" for any file version below its own, so writing 3.22.0 made every 3.22.x after it show that bar;
+# later 3.x read the file too (and rightly say it is older).
+QGIS_VERSION = "3.22.16-Białowieża"
 OSM_COPYRIGHT_URL = "https://www.openstreetmap.org/copyright"
 # RdYlGn: red = least similar, green = most similar (the best hits stand out as "go").
 SCORE_RAMP = ("#d7191c", "#fdae61", "#ffffbf", "#a6d96a", "#1a9641")

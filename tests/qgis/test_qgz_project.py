@@ -117,6 +117,23 @@ def test_qgz_holds_one_qgs_with_relative_sources(demo):
     assert [p.name for p in demo["folder"].iterdir() if p.name.startswith(".")] == []  # no temp file left
 
 
+def test_qgis_3_22_reads_it_without_the_older_file_warning(demo):
+    """QGIS 3.22 says "Project file is older" (readVersionMismatchOccurred) for a file version below its own;
+    the writer's version is the last 3.22 release, so no 3.22.x shows that bar on the demo project."""
+    from qgis.core import Qgis
+
+    project = QgsProject.instance()
+    project.clear()
+    seen = []
+    project.readVersionMismatchOccurred.connect(seen.append)
+    try:
+        assert project.read(str(demo["qgz"]))
+    finally:
+        project.readVersionMismatchOccurred.disconnect(seen.append)
+    if Qgis.QGIS_VERSION_INT < 32300:
+        assert seen == [], f"QGIS {Qgis.QGIS_VERSION} warned that the project file ({seen}) is older"
+
+
 def test_qgis_reads_all_layers_valid_in_the_given_order(demo):
     project = _read(demo["qgz"])
     order = project.layerTreeRoot().layerOrder()
