@@ -272,6 +272,7 @@ _COMMAND_MODULES = (
     "loc2vec_engine.embeddings.command",   # embed, merge
     "loc2vec_engine.clusters.command",     # cluster
     "loc2vec_engine.search.command",       # similar
+    "loc2vec_engine.render.command",       # render
     "loc2vec_engine.evaluation.command",   # evaluate
 )
 
