@@ -9,6 +9,7 @@ from .algorithms.cluster import ClusterAlgorithm
 from .algorithms.embed import EmbedAlgorithm
 from .algorithms.evaluate import EvaluateAlgorithm
 from .algorithms.rasterize import RasterizeAlgorithm
+from .algorithms.render import RenderAlgorithm
 from .algorithms.similar import SimilarAlgorithm
 from .algorithms.train import TrainAlgorithm
 
@@ -38,7 +39,7 @@ class Loc2VecProvider(QgsProcessingProvider):
 
     def loadAlgorithms(self):  # noqa: N802
         for algorithm in (RasterizeAlgorithm(), TrainAlgorithm(), EmbedAlgorithm(), ClusterAlgorithm(),
-                          SimilarAlgorithm(), EvaluateAlgorithm()):
+                          SimilarAlgorithm(), RenderAlgorithm(), EvaluateAlgorithm()):
             self.addAlgorithm(algorithm)
 
     def supportedOutputRasterLayerExtensions(self):  # noqa: N802
