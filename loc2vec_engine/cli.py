@@ -273,12 +273,13 @@ _COMMAND_MODULES = (
     "loc2vec_engine.clusters.command",     # cluster
     "loc2vec_engine.search.command",       # similar
     "loc2vec_engine.render.command",       # render
+    "loc2vec_engine.scoring.command",      # score
     "loc2vec_engine.evaluation.command",   # evaluate
 )
 
 
 # Options whose values often start with '-' (western longitudes): argparse would read them as options.
-_COORD_OPTIONS = ("--at", "--bbox")
+_COORD_OPTIONS = ("--at", "--bbox", "--positive", "--negative")
 
 
 def _glue_coordinates(argv: list[str]) -> list[str]:

@@ -74,7 +74,7 @@ def query_cells(es, lonlats) -> np.ndarray:
         raise Loc2VecError(
             f"{ll[i, 0]:.5f},{ll[i, 1]:.5f} is outside the embedded area of {_name(es)}: the nearest cell is "
             f"{dist[i]:,.0f} m away (cells are {stride:g} m apart)",
-            f"pick a point inside the area, which spans {_extent_text(es)}")
+            f"pick a point inside the area, which spans {extent_text(es)}")
     return idx
 
 
@@ -397,7 +397,8 @@ def _name(es) -> str:
     return es.path.name if getattr(es, "path", None) is not None else "the embeddings"
 
 
-def _extent_text(es) -> str:
+def extent_text(es) -> str:
+    """The cells' WGS84 bounding box as 'lon A..B, lat C..D', for messages about places outside it."""
     from ..geo.crs import transformer_to_wgs84
 
     (x0, y0), (x1, y1) = es.xy.min(axis=0), es.xy.max(axis=0)
