@@ -10,6 +10,7 @@ from .algorithms.embed import EmbedAlgorithm
 from .algorithms.evaluate import EvaluateAlgorithm
 from .algorithms.rasterize import RasterizeAlgorithm
 from .algorithms.render import RenderAlgorithm
+from .algorithms.score import ScoreAlgorithm
 from .algorithms.similar import SimilarAlgorithm
 from .algorithms.train import TrainAlgorithm
 
@@ -39,7 +40,7 @@ class Loc2VecProvider(QgsProcessingProvider):
 
     def loadAlgorithms(self):  # noqa: N802
         for algorithm in (RasterizeAlgorithm(), TrainAlgorithm(), EmbedAlgorithm(), ClusterAlgorithm(),
-                          SimilarAlgorithm(), RenderAlgorithm(), EvaluateAlgorithm()):
+                          SimilarAlgorithm(), ScoreAlgorithm(), RenderAlgorithm(), EvaluateAlgorithm()):
             self.addAlgorithm(algorithm)
 
     def supportedOutputRasterLayerExtensions(self):  # noqa: N802
