@@ -95,7 +95,9 @@ def write_bands(path, es, raster: CellRaster, bar=None) -> None:
     from osgeo import gdal
 
     dim = es.vectors.shape[1]
-    ds = _create(path, raster, dim, gdal.GDT_Float32, ["INTERLEAVE=BAND", "PREDICTOR=3"])
+    # DEFLATE (every TIFF reader has it) at its fastest level: embedding values hardly compress (15 %, with or
+    # without the float predictor), so a higher level or the predictor would only cost time.
+    ds = _create(path, raster, dim, gdal.GDT_Float32, ["INTERLEAVE=BAND", "ZLEVEL=1"])
     _describe(ds, es, raster, {"bands": "all"})
     for i in range(dim):
         band = ds.GetRasterBand(i + 1)

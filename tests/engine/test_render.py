@@ -132,6 +132,21 @@ def test_colours_are_the_principal_components():
     assert np.array_equal(fit_colour_pca([x]).colours(x), pca.colours(x))  # refitting: the same colours
 
 
+def test_the_rare_kind_of_place_is_the_bright_end_whatever_the_order():
+    """A component's sign is fixed by the cells (long tail bright), not by the fit: a refit on the same cells
+    in another order, or a flipped basis, gives the same colours."""
+    rng = np.random.default_rng(4)
+    common, rare = _prototypes(seed=5, n=2)
+    x = np.concatenate([np.repeat(common[None], 270, 0), np.repeat(rare[None], 30, 0)])
+    x = x + 0.02 * rng.standard_normal(x.shape).astype(np.float32)
+    pca = fit_colour_pca([x])
+    red = pca.colours(x)[:, 0].astype(int)
+    assert red[270:].mean() > 200 > 60 > red[:270].mean()
+    perm = rng.permutation(len(x))
+    assert np.array_equal(fit_colour_pca([x[perm]]).colours(x), pca.colours(x))
+    assert np.array_equal(fit_colour_pca([-x]).colours(-x), pca.colours(x))
+
+
 def test_default_output_is_next_to_the_input(cities, tmp_path, capsys):
     src = tmp_path / "city.gpkg"
     src.write_bytes(cities["a"].read_bytes())
