@@ -145,7 +145,11 @@ def logistic_scores(vectors, pos, neg, seed: int = 0, groups=None) -> tuple[np.n
     x = np.asarray(vectors[rows], np.float64) * scale
     model = LogisticRegression(C=1.0, class_weight="balanced", max_iter=2000)
     cv, how, fold_groups = _folds(y, None if groups is None else np.asarray(groups)[rows], seed)
-    oof = cross_val_predict(model, x, y, cv=cv, groups=fold_groups, method="decision_function")
+    try:
+        oof = cross_val_predict(model, x, y, cv=cv, groups=fold_groups, method="decision_function")
+    except ValueError:  # grouped folds that left a class out of a training set: plain stratified folds
+        cv, how, _ = _folds(y, None, seed)
+        oof = cross_val_predict(model, x, y, cv=cv, method="decision_function")
     auc = roc_auc(oof[y == 1], oof[y == 0])
     platt = LogisticRegression(C=1e4, class_weight="balanced", max_iter=2000).fit(oof[:, None], y)
     a, c = float(platt.coef_[0, 0]), float(platt.intercept_[0])

@@ -197,6 +197,15 @@ def test_a_polygon_means_every_cell_whose_centre_is_inside(grid, tmp_path):
     assert same.positives.rows.tolist() == res.positives.rows.tolist()
 
 
+def test_a_given_threshold_masks_the_cells_at_or_above_it(grid):
+    _, es, kind = grid
+    res = score_embeddings(es, [lonlat(es, r) for r in rows_of(es, kind, 3, seed=10)], threshold=0.8)
+    s = res.scores
+    assert s.threshold == 0.8 and "given" in s.threshold_why
+    assert res.mask.cells == int((s.values >= 0.8).sum()) == kind.sum()
+    assert res.mask.geometry.GetArea() == pytest.approx(res.mask.cells * STRIDE ** 2)
+
+
 def test_a_point_within_one_stride_of_the_edge_takes_the_edge_cell(grid):
     _, es, _ = grid
     from loc2vec_engine.geo.crs import transformer_to_wgs84
