@@ -116,16 +116,19 @@ def write_histogram(tmp, es, result) -> None:
     FigureCanvasAgg(fig)
     ax = fig.add_subplot(1, 1, 1)
     ax.hist(s.values, bins=100, color="#7f8c8d", log=True)
+    counts = ax.get_ylim()
     ax.axvline(s.threshold, color="#d7191c", lw=1.5,
                label=f"threshold {s.threshold:.4g}: {result.mask.cells:,} cells, {result.mask.area_km2:,.3g} km²")
     for rows, colour, name in ((result.positives.rows, "#1a9641", "positive"),
                                (result.negatives.rows, "#2c7bb6", "negative")):
         if len(rows):
-            ax.plot(s.values[rows], np.zeros(len(rows)), "|", ms=14, color=colour, transform=ax.get_xaxis_transform(),
-                    label=f"{len(rows)} {name} cell{'s' if len(rows) != 1 else ''}")
+            ax.vlines(s.values[rows], 0, 0.1, color=colour, lw=1.5, transform=ax.get_xaxis_transform(),
+                      label=f"{len(rows)} {name} cell{'s' if len(rows) != 1 else ''}")  # ticks along the bottom
+    ax.set_ylim(counts)  # the ticks are in axes units: they must not stretch the count axis
     held = "" if s.heldout_auc is None else f", held-out ROC AUC {s.heldout_auc:.3f}"
     ax.set_title(f"{es.path.name if es.path else 'scores'}: {s.method}{held}", fontsize=10)
-    ax.set_xlabel("calibrated probability" if s.method == "logistic" else "score (cosine to the prototype)")
+    ax.set_xlabel("calibrated probability" if s.method == "logistic" else
+                  "score: cosine to the mean positive" + (" − cosine to the mean negative" if s.n_neg else ""))
     ax.set_ylabel("cells")
     ax.legend(fontsize=8, loc="upper center")
     fig.text(0.01, 0.01, ATTRIBUTION, fontsize=6, color="#555555")
