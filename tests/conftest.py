@@ -47,3 +47,18 @@ def andorra_area(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("andorra") / "andorra.tif"
     rasterize(DATA / "andorra_2020-05-01.osm.pbf", out, bbox=ANDORRA_BBOX, progress=lambda f, m: None)
     return out
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory) -> tuple[dict, str]:
+    """``loc2vec demo`` run once per session, every step (the engine's demo test and the desktop test share it):
+    its outputs by label and what it printed."""
+    import contextlib
+    import io
+
+    from loc2vec_engine.demo import run_demo
+
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        outputs = run_demo(tmp_path_factory.mktemp("demo") / "demo")
+    return outputs, printed.getvalue()

@@ -5,13 +5,13 @@ import zipfile
 
 import numpy as np
 
-from loc2vec_engine.demo import K_CLUSTERS, K_SIMILAR, run_demo
+from loc2vec_engine.demo import K_CLUSTERS, K_SIMILAR
 from loc2vec_engine.embeddings import read_embeddings
 from loc2vec_engine.raster.area import AreaRaster
 
 
-def test_demo_writes_everything(tmp_path, capsys):
-    outputs = run_demo(tmp_path / "demo")
+def test_demo_writes_everything(demo_run):
+    outputs, printed = demo_run
     for label, path in outputs.items():
         assert path.is_file() and path.stat().st_size > 1000, (label, path)
     area = AreaRaster.open(outputs["area raster"])
@@ -37,7 +37,6 @@ def test_demo_writes_everything(tmp_path, capsys):
         qgs = z.read(z.namelist()[0]).decode()
     assert "porto_embeddings.gpkg" in qgs and "categorizedSymbol" in qgs
 
-    printed = capsys.readouterr().out
     assert "OpenStreetMap contributors" in printed and str(outputs["QGIS project"]) in printed
     assert "qgis " in printed and np.isfinite(es.umap).all()
 

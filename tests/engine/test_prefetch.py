@@ -16,13 +16,13 @@ from loc2vec_engine.training.loop import train  # noqa: E402
 from loc2vec_engine.training.prefetch import THREAD_NAME, Prefetcher, spare_core  # noqa: E402
 from loc2vec_engine.training.triplets import TripletSampler  # noqa: E402
 
-TINY = dict(encoder="loc2vec", embedding_dim=32, tile_size_px=64, batch_size=16, val_every=10, val_triplets=64,
+TINY = dict(encoder="loc2vec", embedding_dim=32, tile_size_px=32, batch_size=16, val_every=10, val_triplets=64,
             log_every=5, lr=1e-3, device="cpu")
 STEPS = 20
 
 
 def _sampler(area, seed=3):
-    return TripletSampler([area], split="train", tile_size_px=64, backend="cpu", seed=seed)
+    return TripletSampler([area], split="train", tile_size_px=32, backend="cpu", seed=seed)
 
 
 def _prefetch_threads():

@@ -21,7 +21,7 @@ from loc2vec_engine.training.loop import train  # noqa: E402
 from loc2vec_engine.training.prefetch import THREAD_NAME  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
-TINY = dict(encoder="loc2vec", embedding_dim=32, tile_size_px=64, batch_size=16, val_every=20, val_triplets=128,
+TINY = dict(encoder="loc2vec", embedding_dim=32, tile_size_px=32, batch_size=16, val_every=20, val_triplets=128,
             log_every=5, lr=1e-3, device="cpu")
 
 
@@ -59,7 +59,7 @@ def test_loss_falls_and_validation_beats_chance(trained):
     assert sum(second_half) / len(second_half) < 0.85 * sum(losses[:4]) / 4, losses
     untrained = float(rows[0]["val_acc"])
     assert rows[0]["step"] == "0"
-    assert trained.best_val_acc > 0.75  # held-out blocks, 64-px tiles, 30 s on a CPU
+    assert trained.best_val_acc > 0.75  # held-out blocks, 32-px tiles, seconds on a CPU
     assert trained.best_val_acc > untrained + 0.05, (untrained, trained.best_val_acc)
     assert 0.5 < trained.baseline_val_acc <= 1.0
     for name in ("config.json", "metrics.csv", "curves.png", "last.pt", "best.pt", "summary.json"):
@@ -69,7 +69,7 @@ def test_loss_falls_and_validation_beats_chance(trained):
 
 def test_checkpoint_loads_weights_only(trained):
     ck = load_checkpoint(trained.run_dir / "best.pt")
-    assert ck["meta"]["channel_names"][0] == "roads_major" and ck["meta"]["tile_size_px"] == 64
+    assert ck["meta"]["channel_names"][0] == "roads_major" and ck["meta"]["tile_size_px"] == 32
     assert ck["step"] % 20 == 0
 
 
@@ -84,21 +84,21 @@ def test_export_matches_torch(trained, tmp_path):
     out = export_run(trained.run_dir, tmp_path / "model.onnx")
     meta = read_onnx_meta(out)
     assert meta["channel_names"][:2] == ["roads_major", "roads_minor"]
-    assert int(meta["tile_size_px"]) == 64
+    assert int(meta["tile_size_px"]) == 32
     ck = load_checkpoint(trained.run_dir / "best.pt")
     model = create_encoder(ck["meta"]["name"], in_channels=12, embedding_dim=32)
     model.load_state_dict(ck["model"])
     model.eval()
-    x = torch.rand(3, 12, 64, 64)
+    x = torch.rand(3, 12, 32, 32)
     sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
     got = sess.run(None, {sess.get_inputs()[0].name: x.numpy()})[0]
     assert np.abs(got - model(x).detach().numpy()).max() < 1e-4
 
 
-def _train_cmd(area, run, steps, resume=False):
+def _train_cmd(area, run, steps, resume=False, val_every=5):
     cmd = [sys.executable, "-m", "loc2vec_engine.cli", "train", str(area), "--out", str(run), "--steps", str(steps),
-           "--encoder", "loc2vec", "--embedding-dim", "32", "--tile-size", "64", "--batch-size", "16",
-           "--val-every", "10", "--val-triplets", "64", "--lr", "1e-3", "--device", "cpu"]
+           "--encoder", "loc2vec", "--embedding-dim", "32", "--tile-size", "32", "--batch-size", "16",
+           "--val-every", str(val_every), "--val-triplets", "32", "--lr", "1e-3", "--device", "cpu"]
     return cmd + (["--resume"] if resume else [])
 
 
@@ -106,22 +106,22 @@ def test_kill_9_then_resume_continues_exactly(andorra_area, tmp_path):
     """A run killed mid-way and resumed logs the same losses as one that never stopped."""
     env = dict(os.environ, OMP_NUM_THREADS="1")
     straight = tmp_path / "straight"
-    subprocess.run(_train_cmd(andorra_area, straight, 40), check=True, env=env, capture_output=True)
+    subprocess.run(_train_cmd(andorra_area, straight, 20), check=True, env=env, capture_output=True)
 
-    run = tmp_path / "killed"
-    proc = subprocess.Popen(_train_cmd(andorra_area, run, 40), env=env, stdout=subprocess.DEVNULL,
+    run = tmp_path / "killed"  # checkpoints at steps 5, 10, 15, 20: killed after 10, before 20
+    proc = subprocess.Popen(_train_cmd(andorra_area, run, 20), env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
-        if (run / "last.pt").exists() and load_checkpoint(run / "last.pt")["step"] >= 20:
+        if (run / "last.pt").exists() and load_checkpoint(run / "last.pt")["step"] >= 10:
             break
-        time.sleep(0.05)
+        time.sleep(0.02)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     stopped_at = load_checkpoint(run / "last.pt")["step"]
-    assert 20 <= stopped_at < 40
-    subprocess.run(_train_cmd(andorra_area, run, 40, resume=True), check=True, env=env, capture_output=True)
-    assert load_checkpoint(run / "last.pt")["step"] == 40
+    assert 10 <= stopped_at < 20
+    subprocess.run(_train_cmd(andorra_area, run, 20, resume=True), check=True, env=env, capture_output=True)
+    assert load_checkpoint(run / "last.pt")["step"] == 20
     a, b = _rows(straight), _rows(run)
     assert [r["step"] for r in a] == [r["step"] for r in b]
     for ra, rb in zip(a, b):
@@ -138,34 +138,34 @@ import resource, signal, sys
 from loc2vec_engine.training.config import TrainConfig
 from loc2vec_engine.training.loop import train
 from loc2vec_engine.errors import Loc2VecError
-cfg = TrainConfig(areas=[{str(andorra_area)!r}], out={str(run)!r}, steps=10, **{TINY!r})
+cfg = TrainConfig(areas=[{str(andorra_area)!r}], out={str(run)!r}, steps=5, **{TINY!r})
 train(cfg, progress=lambda f, m: False)
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, 100_000))
-cfg.steps = 40
+cfg.steps = 20
 try:
     train(cfg, resume=True, progress=lambda f, m: False)
 except Loc2VecError as e:
     print("ERROR", e.problem)
     sys.exit(3)
 """
-    TINY_VAL10 = dict(TINY, val_every=10)
-    script = script.replace(repr(TINY), repr(TINY_VAL10))
+    TINY_VAL5 = dict(TINY, val_every=5, val_triplets=32)
+    script = script.replace(repr(TINY), repr(TINY_VAL5))
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO)
     assert proc.returncode == 3, proc.stderr[-2000:]
     assert "could not write checkpoint" in proc.stdout and "previous checkpoint is intact" in proc.stdout
-    assert load_checkpoint(run / "last.pt")["step"] == 10
+    assert load_checkpoint(run / "last.pt")["step"] == 5
     assert not list(run.glob("*.part"))
 
 
 def test_two_process_ddp_on_gloo(andorra_area, tmp_path):
     run = tmp_path / "ddp"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(_free_port()),
-           "-m", "loc2vec_engine.cli"] + _train_cmd(andorra_area, run, 20)[3:]
+           "-m", "loc2vec_engine.cli"] + _train_cmd(andorra_area, run, 10)[3:]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, OMP_NUM_THREADS="1"), timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert load_checkpoint(run / "last.pt")["step"] == 20
-    assert len([r for r in _rows(run) if r["val_acc"]]) == 3  # steps 0, 10, 20: rank 0 alone writes the log
+    assert load_checkpoint(run / "last.pt")["step"] == 10
+    assert len([r for r in _rows(run) if r["val_acc"]]) == 3  # steps 0, 5, 10: rank 0 alone writes the log
 
 
 @pytest.mark.parametrize("change, message", [
@@ -303,7 +303,7 @@ def test_training_through_the_hybrid_exports_that_hybrid(andorra_area, tmp_path)
     assert "hybrid" not in read_onnx_meta(alone) and read_onnx_meta(alone)["embedding_size"] == 32
     # the learned columns of the hybrid are the stand-alone model's, scaled by sqrt(1 - a) before the joint
     # normalisation: the same direction
-    x = ((np.random.default_rng(0).random((4, 12, 64, 64)) < 0.2) * 255).astype(np.uint8)
+    x = ((np.random.default_rng(0).random((4, 12, 32, 32)) < 0.2) * 255).astype(np.uint8)
     h, a = OnnxEncoder(hybrid, "cpu").embed(x), OnnxEncoder(alone, "cpu").embed(x)
     cos = (h[:, :32] * a).sum(1) / np.linalg.norm(h[:, :32], axis=1) / np.linalg.norm(a, axis=1)
     np.testing.assert_allclose(cos, 1.0, atol=1e-4)

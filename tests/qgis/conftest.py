@@ -95,8 +95,6 @@ needs_qgis_process = pytest.mark.skipif(qgis_process_exe() is None, reason="qgis
 
 
 @pytest.fixture(scope="session")
-def demo_project(tmp_path_factory) -> Path:
-    """``loc2vec demo``'s QGIS project (porto.qgz and its data) without the evaluation report: ~30 s."""
-    from loc2vec_engine.demo import run_demo
-
-    return run_demo(tmp_path_factory.mktemp("demo") / "demo", evaluate=False)["QGIS project"]
+def demo_project(demo_run) -> Path:
+    """``loc2vec demo``'s QGIS project (porto.qgz and its data), from the session's one demo run."""
+    return demo_run[0]["QGIS project"]

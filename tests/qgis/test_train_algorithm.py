@@ -74,7 +74,7 @@ def test_training_dock_plots_the_runs_metrics(qgis_app, trained):
 
 def test_cancel_returns_a_checkpoint(loc2vec_plugin, andorra_area, tmp_path):
     feedback = QgsProcessingFeedback()
-    feedback.progressChanged.connect(lambda p: feedback.cancel() if p >= 5 else None)
+    feedback.progressChanged.connect(lambda p: feedback.cancel() if p >= 1 else None)
     result = processing.run(ALG, {"AREAS": [str(andorra_area)], **TINY, "STEPS": 1000, "RUN_DIR": str(tmp_path / "run"),
                                   "MODEL": str(tmp_path / "m.onnx")}, feedback=feedback)
     assert result["STOPPED"] == "cancelled" and 0 < result["STEPS_DONE"] < 1000
