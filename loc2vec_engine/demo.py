@@ -28,11 +28,12 @@ K_SIMILAR = 10
 
 
 def run_demo(out_dir="out/demo", seed: int = 0, train_minutes: float | None = None,
-             evaluate: bool = True) -> dict[str, Path]:
+             evaluate: bool = True, eval_max_cells: int | None = None) -> dict[str, Path]:
     """Run every step into ``out_dir``; return the outputs by label (also printed).
 
     ``evaluate=False`` leaves out the evaluation report (the slowest step), e.g. for a test that only
-    needs the QGIS project.
+    needs the QGIS project; ``eval_max_cells`` evaluates on fewer cells than ``loc2vec evaluate``'s
+    default (a quicker, noisier report: the test suite's).
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -52,7 +53,7 @@ def run_demo(out_dir="out/demo", seed: int = 0, train_minutes: float | None = No
     similar_gpkg, landmark_gpkg = _similar(step, out, emb)
     outputs["similar places"], outputs["landmark"] = similar_gpkg, landmark_gpkg
     if evaluate:
-        report = _evaluate(step, out, model, area.path, seed)
+        report = _evaluate(step, out, model, area.path, seed, eval_max_cells)
         outputs["evaluation report"] = report / "report.md"
     outputs["QGIS project"] = _project(step, out, area, emb, clusters, similar_gpkg, landmark_gpkg)
     _summary(outputs, time.perf_counter() - t_start)
@@ -188,14 +189,15 @@ def _landmark_gpkg(path: Path, crs_wkt: str) -> Path:
     return path
 
 
-def _evaluate(step, out: Path, model: Path, area_path: Path, seed: int) -> Path:
+def _evaluate(step, out: Path, model: Path, area_path: Path, seed: int, max_cells: int | None = None) -> Path:
     from .evaluation.evaluate import evaluate_model
 
     step("evaluating the model against no-learning baselines (re-identification, venue probe, ablation) ...")
     report = out / "report"
-    args = (model, area_path, "--osm", PORTO_PBF, "--out", report)
+    args = (model, area_path, "--osm", PORTO_PBF, "--out", report) + (("--max-cells", str(max_cells)) if max_cells else ())
     command = "loc2vec evaluate " + " ".join(shlex.quote(_relative(a)) for a in args)
-    metrics = evaluate_model(model, area_path, PORTO_PBF, report, seed=seed, device="auto", command=command)
+    limits = {"max_cells": max_cells} if max_cells else {}
+    metrics = evaluate_model(model, area_path, PORTO_PBF, report, seed=seed, device="auto", command=command, **limits)
     for line in _verdicts(metrics):
         print(f"    {line}")
     return report

@@ -60,5 +60,5 @@ def demo_run(tmp_path_factory) -> tuple[dict, str]:
 
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
-        outputs = run_demo(tmp_path_factory.mktemp("demo") / "demo")
+        outputs = run_demo(tmp_path_factory.mktemp("demo") / "demo", eval_max_cells=300)  # every step, a smaller report
     return outputs, printed.getvalue()
