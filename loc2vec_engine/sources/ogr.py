@@ -151,8 +151,8 @@ def _kind(gtype) -> str | None:
 
 def _tags(feat, fields) -> dict:
     tags = {}
-    for name in fields:
-        value = feat.GetField(name)
+    for i, name in enumerate(fields):
+        value = feat.GetField(i)  # by index: by name, GDAL's bindings search every field each time (O(F²))
         if value is None:
             continue
         if name == "other_tags":
