@@ -23,6 +23,12 @@ made with the same model; only its cells within the radius of the query are left
 covers another city).
 Below --exact-below cells (default 50,000) the search is exact; above, a faiss IVF index tuned to
 recall@10 >= 0.99 is built once and kept next to the file (EMB.gpkg.l2vindex) for later queries.
+--explain says why each hit is alike: the query's and the hit's tiles are cut again from the area
+raster the embeddings were made from (recorded in the file, or its name next to it; else --area), each
+channel group (roads, buildings, nature + land use, transit + POIs) is blanked in both and both are
+embedded again: the drop in cosine is what that group carries; with the share of pixels each channel
+covers in the two tiles, in words. With --out the explanation, the top group and the drop per group
+are columns (explain, top_group, drop_roads, ...).
 """
 
 
@@ -44,6 +50,16 @@ def add_parsers(sub) -> None:
                         "query cell)")
     s.add_argument("--exact-below", type=int, default=EXACT_BELOW, metavar="N",
                    help=f"search exactly below N cells, with an index above (default {EXACT_BELOW:,})")
+    s.add_argument("--explain", action="store_true",
+                   help="say why each hit is alike: the channel groups whose blanking lowers the cosine most, and "
+                        "the two tiles' composition (needs the model and the area raster the embeddings came from)")
+    s.add_argument("--area", metavar="AREA.tif", help="--explain: the area raster of the embeddings (default: the "
+                                                       "recorded one, else its name next to the file)")
+    s.add_argument("--in-area", metavar="AREA.tif", help="--explain: the area raster of the --in file (default: "
+                                                          "the recorded one, else its name next to that file)")
+    s.add_argument("--model", metavar="MODEL.onnx", help="--explain: the model the embeddings were made with "
+                                                          "(default: the recorded one, else the shipped one when it "
+                                                          "is that model)")
     s.set_defaults(func=cmd_similar)
 
 
@@ -56,6 +72,9 @@ def cmd_similar(args) -> None:
     from .similar import parse_lonlat, similar_at, write_similar
 
     lonlats = [parse_lonlat(t) for t in args.at]
+    given = [f"--{name.replace('_', '-')}" for name in ("area", "in_area", "model") if getattr(args, name)]
+    if given and not args.explain:
+        raise Loc2VecError(f"{' and '.join(given)} only matter with --explain", "add --explain, or leave them out")
     inputs = [Path(p) for p in (args.embeddings, args.target) if p]
     if args.out:
         check_writable(args.out)  # before any work
@@ -66,19 +85,64 @@ def cmd_similar(args) -> None:
     if args.exact_below < 1:
         raise Loc2VecError(f"--exact-below must be a positive number of cells, not {args.exact_below}",
                            f"use e.g. --exact-below {EXACT_BELOW}")
+    explainer = _explainer(source, args) if args.explain else None  # a missing area raster: before the search
     index, how = index_for(target, exact_below=args.exact_below)
     result = similar_at(source, lonlats, args.k, target=target, exclude_radius_m=args.exclude_radius, index=index)
+    explanations = _explain(source, target, result, explainer, args) if explainer is not None else None
     where = f" in {target.path.name}" if args.target else ""
     print(f"most like {' + '.join(f'{x:.5f},{y:.5f}' for x, y in lonlats)} ({source.path.name}){where}: "
           f"top {len(result)} of {len(target)} cells ({how})")
     print(_exclusion_note(result, args.exclude_radius))
+    if explanations is not None:
+        _print_query(explanations, explainer)
     print(f"{'rank':>4}  {'score':>9}  {'lon':>11} {'lat':>10}  {'distance':>10}")
     for rank, (score, (lon, lat), dist) in enumerate(zip(result.scores, result.lonlat, result.distance_m), 1):
         print(f"{rank:4d}  {score:9.6f}  {lon:11.5f} {lat:10.5f}  {_metres(dist):>10}")
+        if explanations is not None:
+            _print_explanation(explanations[rank - 1])
     if args.out:
-        write_similar(args.out, target, result)
+        columns = None
+        if explanations is not None:
+            from ..explain import explain_columns
+
+            columns = explain_columns(explanations)
+        write_similar(args.out, target, result, columns=columns)
         print(f"wrote {args.out} (layer 'similar')")
     print(ATTRIBUTION)
+
+
+def _explainer(source, args):
+    from ..explain import Explainer
+
+    return Explainer.for_embeddings(source, area=args.area, model=args.model, device="cpu")
+
+
+def _explain(source, target, result, explainer, args):
+    from ..explain import explain_similar
+
+    return explain_similar(source, result, target=target, explainer=explainer, target_area=args.in_area)
+
+
+def _print_query(explanations, explainer) -> None:
+    from ..explain import describe_tile
+
+    if explanations:
+        e = explanations[0]
+        print(f"why alike: each channel group blanked in both tiles, re-embedded ({explainer.encoder.path.name}): "
+              "the change in cosine; pixel shares query/result")
+        print(f"query: {describe_tile(e.query_shares, e.channel_names, e.query_levels)}")
+
+
+def _print_explanation(e, width: int = 108) -> None:
+    """The words, then the groups side by side, wrapped (never inside '42 %' or '+0.008'), indented under the row."""
+    import textwrap
+
+    from ..explain.words import group_items
+
+    for text in (e.text, ", ".join(item.replace(" ", "\u00a0") for item in group_items(e))):
+        glued = text.replace(" %", "\u00a0%")
+        print(textwrap.fill(glued, width=width, initial_indent=" " * 6, subsequent_indent=" " * 8,
+                            break_on_hyphens=False).replace("\u00a0", " "))
 
 
 def _exclusion_note(result, asked) -> str:

@@ -269,8 +269,12 @@ def make_result(es, indices, scores, query_lonlat=None) -> SimilarResult:
                          lonlat=lonlat, distance_m=_ground_distance(lonlat, ql), query_lonlat=ql)
 
 
-def write_similar(path, es, result: SimilarResult):
-    """Write the hits as GeoPackage layer ``similar`` (Point in the set's CRS; rank, cell, score, distance_m)."""
+def write_similar(path, es, result: SimilarResult, columns: dict | None = None):
+    """Write the hits as GeoPackage layer ``similar`` (Point in the set's CRS; rank, cell, score, distance_m).
+
+    ``columns``: more fields, name -> one value per hit (str, float or int; None leaves it empty), e.g. the
+    explanations of ``loc2vec_engine.explain.explain_columns``.
+    """
     from osgeo import ogr, osr
 
     from ..atomic import atomic_output
@@ -282,8 +286,13 @@ def write_similar(path, es, result: SimilarResult):
         srs.ImportFromWkt(es.crs_wkt)
         srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
         lyr = ds.CreateLayer("similar", srs, ogr.wkbPoint, ["GEOMETRY_NAME=geom", "FID=fid"])
+        extra = {name: list(values) for name, values in (columns or {}).items()}
+        for name, values in extra.items():
+            if len(values) != len(result):
+                raise Loc2VecError(f"column {name!r} has {len(values)} values for {len(result)} hits",
+                                   "give one value per hit")
         for name, kind in (("rank", ogr.OFTInteger), ("cell", ogr.OFTInteger64), ("score", ogr.OFTReal),
-                           ("distance_m", ogr.OFTReal)):
+                           ("distance_m", ogr.OFTReal), *((n, _field_type(v)) for n, v in extra.items())):
             lyr.CreateField(ogr.FieldDefn(name, kind))
         lyr.SetMetadataItem("attribution", ATTRIBUTION)
         lyr.SetMetadataItem("query_lonlat", "; ".join(f"{x:.6f},{y:.6f}" for x, y in result.query_lonlat))
@@ -300,6 +309,10 @@ def write_similar(path, es, result: SimilarResult):
             f.SetField("score", float(score))
             if np.isfinite(dist):
                 f.SetField("distance_m", float(dist))
+            for name, values in extra.items():
+                value = values[rank - 1]
+                if value is not None:
+                    f.SetField(name, value if isinstance(value, str) else getattr(value, "item", lambda: value)())
             lyr.CreateFeature(f)
         lyr.CommitTransaction()
         ds = None
@@ -307,6 +320,18 @@ def write_similar(path, es, result: SimilarResult):
 
 
 # ---- helpers ---------------------------------------------------------------------------------
+def _field_type(values) -> int:
+    """The OGR field type of a column: text when any value is, integer when all are, else real."""
+    from osgeo import ogr
+
+    present = [v for v in values if v is not None]
+    if any(isinstance(v, str) for v in present):
+        return ogr.OFTString
+    if present and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in present):
+        return ogr.OFTInteger64
+    return ogr.OFTReal
+
+
 def _lonlats(lonlats) -> np.ndarray:
     ll = np.asarray(lonlats, np.float64).reshape(-1, 2)
     if len(ll) == 0:
