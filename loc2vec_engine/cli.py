@@ -274,6 +274,7 @@ _COMMAND_MODULES = (
     "loc2vec_engine.search.command",       # similar
     "loc2vec_engine.render.command",       # render
     "loc2vec_engine.scoring.command",      # score
+    "loc2vec_engine.change.command",       # compare
     "loc2vec_engine.evaluation.command",   # evaluate
 )
 

@@ -117,6 +117,14 @@ COMMANDS = [
     Command("score --histogram", lambda i, o: ["score", i["emb"], "--positive", AT, "--out",
                                                i["out_dir"] / "s.gpkg", "--histogram", o],
             (), "file", "score.png", "loc2vec_engine.scoring.places.score_embeddings"),
+    # The same raster as BEFORE and AFTER: the cases are about reading and writing, not about the change.
+    Command("compare", lambda i, o: ["compare", i["area"], i["area"], "--model", i["model"], "--out", o,
+                                     "--stride", "200", "--device", "cpu"],
+            ("area", "model"), "file", "change.gpkg", "loc2vec_engine.change.compare.embed_both"),
+    # The map: a bad one leaves no GeoPackage behind either.
+    Command("compare --map", lambda i, o: ["compare", i["area"], i["area"], "--model", i["model"], "--out",
+                                           i["out_dir"] / "c.gpkg", "--map", o, "--stride", "200", "--device", "cpu"],
+            (), "file", "change_map.png", "loc2vec_engine.change.compare.embed_both"),
     Command("evaluate", lambda i, o: ["evaluate", i["model"], i["area"], "--osm", i["pbf"], "--out", o,
                                       "--device", "cpu"],
             ("model", "area", "pbf"), "folder", "report", "loc2vec_engine.evaluation.evaluate.evaluate_model"),
