@@ -6,6 +6,7 @@ from qgis.core import QgsProcessingProvider
 from qgis.PyQt.QtGui import QIcon
 
 from .algorithms.cluster import ClusterAlgorithm
+from .algorithms.compare import CompareAlgorithm
 from .algorithms.embed import EmbedAlgorithm
 from .algorithms.evaluate import EvaluateAlgorithm
 from .algorithms.rasterize import RasterizeAlgorithm
@@ -40,7 +41,8 @@ class Loc2VecProvider(QgsProcessingProvider):
 
     def loadAlgorithms(self):  # noqa: N802
         for algorithm in (RasterizeAlgorithm(), TrainAlgorithm(), EmbedAlgorithm(), ClusterAlgorithm(),
-                          SimilarAlgorithm(), ScoreAlgorithm(), RenderAlgorithm(), EvaluateAlgorithm()):
+                          SimilarAlgorithm(), ScoreAlgorithm(), RenderAlgorithm(), CompareAlgorithm(),
+                          EvaluateAlgorithm()):
             self.addAlgorithm(algorithm)
 
     def supportedOutputRasterLayerExtensions(self):  # noqa: N802
