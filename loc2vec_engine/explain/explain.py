@@ -24,7 +24,7 @@ import numpy as np
 from ..errors import Loc2VecError
 
 BATCH = 256  # tiles per encoder call
-CLI_HINT = "--area AREA.tif"  # how the command line points at the area raster (the fix names it)
+CLI_HINT = "give its path with --area AREA.tif"  # how the command line points at the area raster (in the fix)
 
 
 @dataclass
@@ -99,7 +99,7 @@ class Explainer:
     def for_embeddings(cls, es, area=None, model=None, device: str = "cpu", encoder=None,
                        hint: str = CLI_HINT) -> "Explainer":
         """The explainer of an embeddings set: its model (``model`` or found, see ``find_model``) and its
-        area raster (``area`` or found, see ``find_area``; ``hint`` is how the fix says to name one)."""
+        area raster (``area`` or found, see ``find_area``, whose fix ends with ``hint``)."""
         from ..embeddings.onnx_encoder import OnnxEncoder
 
         if encoder is None:
@@ -242,7 +242,10 @@ def column_name(group: str) -> str:
 
 # ---- what an embeddings file was made from ------------------------------------------------------
 def find_area(es, explicit=None, hint: str = CLI_HINT) -> Path:
-    """The area raster of ``es``: ``explicit``, else the recorded ``area_path``, else its name next to the file."""
+    """The area raster of ``es``: ``explicit``, else the recorded ``area_path``, else its name next to the file.
+
+    ``hint``: how the caller's user points at one ("give its path with --area AREA.tif"), the end of the fix.
+    """
     if explicit is not None:
         path = Path(explicit)
         if not path.is_file():
@@ -256,12 +259,11 @@ def find_area(es, explicit=None, hint: str = CLI_HINT) -> Path:
         if path.is_file():
             return path
     if not candidates:
-        raise Loc2VecError(f"{_name(es)} does not record the area raster it was made from",
-                           f"give it: {hint}")
+        raise Loc2VecError(f"{_name(es)} does not record the area raster it was made from", hint)
     looked = " and ".join(str(p) for p in dict.fromkeys(candidates))
     where = f"put {Path(str(name)).name} next to {_name(es)}, or " if name else ""
     raise Loc2VecError(f"the area raster {_name(es)} was made from is not found (looked at {looked})",
-                       f"{where}give its path: {hint}")
+                       f"{where}{hint}")
 
 
 def find_model(es, explicit=None) -> Path:
@@ -285,9 +287,10 @@ def find_model(es, explicit=None) -> Path:
     for c in candidates:
         if c and Path(str(c)).is_file() and (not want or file_sha256(c) == want):
             return Path(str(c))
-    raise Loc2VecError(f"the model {_name(es)} was made with ({es.meta.get('model_file') or 'not recorded'}, "
-                       f"SHA-256 {want[:12] or '?'}…) is not found",
-                       "give it: --model MODEL.onnx")
+    file = es.meta.get("model_file")
+    raise Loc2VecError(f"the model {_name(es)} was made with ({file or 'not recorded'}, SHA-256 {want[:12] or '?'}…) "
+                       "is not found", (f"put {Path(str(file)).name} next to {_name(es)}, or " if file else "")
+                       + "give it with --model MODEL.onnx")
 
 
 def check_area_crs(area_path, es) -> None:

@@ -160,7 +160,7 @@ def test_missing_area_raster_is_an_error_with_the_fix(emb, porto_area, tmp_path,
     assert main(["similar", str(moved), "--at", "-8.6110,41.1405", "--k", "2", "--explain"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: the area raster moved.gpkg was made from is not found"), err
-    assert f"fix: put {porto_area.name} next to moved.gpkg, or give its path: --area AREA.tif" in err
+    assert f"fix: put {porto_area.name} next to moved.gpkg, or give its path with --area AREA.tif" in err
     # --area points at it; a raster of that name next to the file is found as well
     assert main(["similar", str(moved), "--at", "-8.6110,41.1405", "--k", "2", "--explain",
                  "--area", str(porto_area)]) == 0
