@@ -12,6 +12,7 @@ from qgis.core import (
     QgsProcessingAlgorithm,
     QgsProcessingException,
     QgsProcessingOutputNumber,
+    QgsProcessingParameterBoolean,
     QgsProcessingParameterFeatureSource,
     QgsProcessingParameterNumber,
     QgsProcessingParameterPoint,
@@ -29,6 +30,8 @@ WGS84 = QgsCoordinateReferenceSystem("EPSG:4326")
 # The dialog's exclude radius: one tile of the shipped model (the engine's DEFAULT_TILE_M, not imported so
 # that the provider loads without numpy). Left out in a script, the engine takes the chosen embeddings' own tile.
 ONE_TILE_M = 500.0
+# The end of the fix when EXPLAIN cannot find the area raster (the command line's names --area).
+AREA_HINT = "embed the area again with 'Embed area' (it records where its area raster is)"
 
 
 class SimilarAlgorithm(QgsProcessingAlgorithm):
@@ -40,6 +43,7 @@ class SimilarAlgorithm(QgsProcessingAlgorithm):
     K = "K"
     SEARCH_IN = "SEARCH_IN"
     EXCLUDE_RADIUS = "EXCLUDE_RADIUS"
+    EXPLAIN = "EXPLAIN"
     OUTPUT = "OUTPUT"
 
     def name(self):
@@ -75,6 +79,13 @@ class SimilarAlgorithm(QgsProcessingAlgorithm):
             "shares most of its map tile. Default: one tile, 500 m for the shipped model (left out in a script "
             "or qgis_process call, the tile size of the model that made the embeddings); 0 = off, the place's "
             "own cell then comes first with score 1.</p>"
+            "<p><b>Explain why alike</b>: for each hit, the channel groups that make it like the place. Both map "
+            "tiles are cut again from the area raster the embeddings were made from (where it was, or under its "
+            "name next to the embeddings file), each group (roads, buildings, nature + land use, transit + POIs) "
+            "is blanked in both and both are embedded again: <code>drop_roads</code>, <code>drop_buildings</code>, "
+            "... hold the drop in cosine (positive: the group makes them alike), <code>top_group</code> the group "
+            "that carries most of it (empty: none does), <code>explain</code> it in words with the two tiles' "
+            "shares of pixels.</p>"
             "<p>A point outside the embedded area is refused with the area's extent.</p>"
             f"<p><b>Attribution</b>: {ATTRIBUTION}</p>"
         )
@@ -99,6 +110,9 @@ class SimilarAlgorithm(QgsProcessingAlgorithm):
             self.EXCLUDE_RADIUS, "Leave out cells within this distance of the places (metres; default: one tile, "
                                  "500 m for the shipped model; 0 = off)",
             type=QgsProcessingParameterNumber.Double, defaultValue=ONE_TILE_M, minValue=0.0)])
+        self.addParameter(QgsProcessingParameterBoolean(
+            self.EXPLAIN, "Explain why alike (columns explain, top_group, drop_<group>; needs the area raster)",
+            defaultValue=False))
         self.addParameter(QgsProcessingParameterVectorDestination(
             self.OUTPUT, "Similar places", type=QgsProcessing.TypeVectorPoint))
         self.addOutput(QgsProcessingOutputNumber("BEST_SCORE", "Highest similarity"))
@@ -115,6 +129,7 @@ class SimilarAlgorithm(QgsProcessingAlgorithm):
         radius = None  # not given (a script): one tile of the model that made the embeddings
         if parameters.get(self.EXCLUDE_RADIUS) not in (None, ""):
             radius = self.parameterAsDouble(parameters, self.EXCLUDE_RADIUS, context)
+        explain = self.parameterAsBoolean(parameters, self.EXPLAIN, context)
         out = self._output(parameters, context)
         with engine_errors(self.displayName()):
             from loc2vec_engine.embeddings import read_embeddings
@@ -125,9 +140,10 @@ class SimilarAlgorithm(QgsProcessingAlgorithm):
             other = read_embeddings(target) if target and Path(target).resolve() != Path(source).resolve() else es
             feedback.setProgress(60)
             result = similar_at(es, lonlats, k, target=other, exclude_radius_m=radius)
+            columns = _explain_columns(es, other, result, feedback) if explain else None
             if feedback.isCanceled():  # before anything is written
                 raise QgsProcessingException("Cancelled: no output was written.")
-            write_similar(out, other, result)
+            write_similar(out, other, result, columns=columns)
         feedback.setProgress(100)
         feedback.pushInfo(f"Wrote {out}: the {len(result)} cells of {other.path.name} most like "
                           f"{len(lonlats)} place(s) of {es.path.name}; scores {result.scores.min():.4f} – "
@@ -175,6 +191,16 @@ class SimilarAlgorithm(QgsProcessingAlgorithm):
             raise QgsProcessingException(user_message(f"output {out} is not a GeoPackage",
                                                       "give a file name ending in .gpkg"))
         return out
+
+
+def _explain_columns(es, other, result, feedback) -> dict:
+    """The engine's explanation of every hit as columns (one pass of the model per hit and group)."""
+    from loc2vec_engine.explain import explain_columns, explain_similar
+
+    feedback.pushInfo("Explaining why each place is alike: both tiles re-embedded with each channel group blanked.")
+    explanations = explain_similar(es, result, target=None if other is es else other, hint=AREA_HINT)
+    feedback.setProgress(90)
+    return explain_columns(explanations)
 
 
 def _exclusion_note(result) -> str:

@@ -1,5 +1,5 @@
 """A small dock for the "Find similar places" map tool: k, the exclude radius, the heat map's opacity, the mask
-threshold, "Save mask…", and the legend. Esc clears also while the keyboard focus is in the dock."""
+threshold, "Save mask…", why a place is alike (``explain_view``), and the legend. Esc clears also while the keyboard focus is in the dock."""
 
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ from qgis.PyQt.QtWidgets import (
 
 from loc2vec_engine.errors import Loc2VecError
 
+from .explain_view import ExplainView
 from .similar_tool import LEGEND, SimilarPlacesTool
 
 QUANTILE_MIN, QUANTILE_MAX = 500, 999  # slider in per mille: the mask keeps the top 50 % .. 0.1 % of cells
@@ -98,6 +99,8 @@ class SimilarPanel(QgsDockWidget):
         for i, b in enumerate((self.mask_button, self.save_button, self.select_button, self.clear_button)):
             buttons.addWidget(b, i // 2, i % 2)
         box.addLayout(buttons)
+        self.explain = ExplainView(tool)  # why the chosen place is alike (the engine's explanation)
+        box.addWidget(self.explain)
         legend = QLabel(LEGEND)
         legend.setWordWrap(True)
         box.addWidget(legend)

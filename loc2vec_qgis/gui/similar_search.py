@@ -16,6 +16,8 @@ from qgis.core import QgsProviderRegistry, QgsVectorLayer
 from loc2vec_engine.errors import Loc2VecError
 
 ON_THE_FLY_FRACTION = 0.25  # of the stride: a click this far from the nearest cell is embedded itself
+# The end of the fix when "why alike" cannot find the layer's area raster (the engine's says --area).
+AREA_HINT = "embed the area again with 'Embed area' (it records where its area raster is)"
 
 
 def is_embeddings_layer(layer) -> bool:
@@ -56,6 +58,7 @@ class LayerSearch:
         self.grid = HeatGrid.of(self.es.xy, self.stride)
         self._encoder = None  # (OnnxEncoder or None, why not)
         self._area = None  # the area raster, paletted once by the first between-cells click
+        self._explainer = None  # (Explainer or None, why not): "why alike", loaded on first use
         self._to_xy = None
 
     def reference(self, lonlat) -> Reference:
@@ -106,6 +109,28 @@ class LayerSearch:
         if self._encoder is None:
             self._encoder = self._load_encoder()
         return self._encoder
+
+    def explainer(self):
+        """(Explainer, "") for "why alike" (the engine's, with the loaded model and area raster), else (None, why)."""
+        if self._explainer is None:
+            from loc2vec_engine.explain import Explainer
+
+            encoder, _ = self.encoder()
+            try:
+                if encoder is not None and self._area is not None:
+                    explainer = Explainer(encoder, self._area)
+                else:  # the engine finds them (a moved area raster next to the file, the shipped model)
+                    explainer = Explainer.for_embeddings(self.es, encoder=encoder, hint=AREA_HINT)
+                    self._area = self._area or explainer.area
+                self._explainer = explainer, ""
+            except Loc2VecError as e:
+                self._explainer = None, f"{e.problem}. {e.fix[:1].upper()}{e.fix[1:]}."
+        return self._explainer
+
+    def query_xy(self, refs) -> np.ndarray:
+        """(Q, 2) where the query's tiles are, in the layer's CRS: the clicked point when it was embedded on the
+        fly, else the centre of its nearest cell (whose embedding the query is)."""
+        return np.asarray([self._xy(r.lonlat) if r.on_the_fly else self.es.xy[r.row] for r in refs], float)
 
     def _load_encoder(self):
         meta = self.es.meta
