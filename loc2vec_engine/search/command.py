@@ -43,7 +43,7 @@ def add_parsers(sub) -> None:
     s.add_argument("--in", dest="target", metavar="OTHER.gpkg",
                    help="search this embeddings file instead (another city); it must come from the same model")
     s.add_argument("--out", help="also write the hits as GeoPackage layer 'similar' (points; rank, cell, score, "
-                                 "distance_m)")
+                                 "distance_m; with --explain also explain, top_group, drop_<group>)")
     s.add_argument("--exclude-radius", type=float, default=None, metavar="M",
                    help="leave out cells within M metres of the query places (default: one tile, the tile size "
                         "of the model that made the embeddings, 500 m for the shipped model; 0 = off, keep the "
