@@ -80,6 +80,9 @@ def summary_lines(result) -> list[str]:
                  f"{int((change > 0).sum()):,} cells changed at all, {int((change == 0).sum()):,} not at all")
     lines.append(f"clusters: {result.clusters_from}; {int(switched.sum()):,} of {len(result):,} cells switched "
                  f"cluster")
-    lines.append(f"largest change at {lon:.6f},{lat:.6f} (cell {int(result.grid.cell[row])}: cluster "
-                 f"{int(result.cluster_before[row])} -> {int(result.cluster_after[row])})")
+    if change[row] == 0:
+        lines.append("no cell changed: every tile is the same in both rasters")
+    else:
+        lines.append(f"largest change at {lon:.6f},{lat:.6f} (cell {int(result.grid.cell[row])}: cluster "
+                     f"{int(result.cluster_before[row])} -> {int(result.cluster_after[row])})")
     return lines

@@ -115,8 +115,9 @@ def map_figure(result):
         ax.scatter(g.xy[switched, 0], g.xy[switched, 1], s=(0.8 * side_pt) ** 2, marker="s", facecolors="none",
                    edgecolors="#2b2b2b", linewidths=1.0, zorder=2)
     row = result.largest
-    ax.scatter([g.xy[row, 0]], [g.xy[row, 1]], s=(0.5 * side_pt) ** 2 + 30, marker="o", facecolors="none",
-               edgecolors="#1f4e9c", linewidths=2.0, zorder=3)
+    if top_change > 0:
+        ax.scatter([g.xy[row, 0]], [g.xy[row, 1]], s=(0.5 * side_pt) ** 2 + 30, marker="o", facecolors="none",
+                   edgecolors="#1f4e9c", linewidths=2.0, zorder=3)
     ax.set_xlim(x0, x1)
     ax.set_ylim(y0, y1)
     ax.set_xticks([])
@@ -129,8 +130,9 @@ def map_figure(result):
     n = int(switched.sum())
     title = (f"{result.before.name} → {result.after.name}: {len(result):,} cells, mean change "
              f"{float(result.change.mean()):.3g}, {n:,} cell{'' if n == 1 else 's'} switched cluster")
-    subtitle = (f"cells {stride:g} m apart, uncoloured where the tile did not change; ring: the largest change, "
-                f"{top_change:.3g} at {lon:.5f},{lat:.5f}\n"
+    where = (f"ring: the largest change, {top_change:.3g} at {lon:.5f},{lat:.5f}" if top_change > 0 else
+             "no cell changed")
+    subtitle = (f"cells {stride:g} m apart, uncoloured where the tile did not change; {where}\n"
                 f"outlined: nearest cluster changed ({result.clusters_from}); {background.note}")
     fig.text(0.02, 1 - 10 / height, title, ha="left", va="top", fontsize=11)
     fig.text(0.02, 1 - 30 / height, subtitle, ha="left", va="top", fontsize=8, color="0.25", linespacing=1.4)

@@ -296,3 +296,28 @@ def test_a_failure_while_writing_leaves_no_output(edit, out_dir, monkeypatch):
 
 def _never(*args, **kwargs):
     raise AssertionError("compare started embedding before finding that its output cannot be written")
+
+
+def test_a_cancel_while_embedding_writes_nothing(edit, out_dir):
+    from loc2vec_engine.change import compare_areas
+    from loc2vec_engine.progress import Cancelled
+
+    with pytest.raises(Cancelled):
+        compare_areas(edit["before"], edit["after"], MODEL, out=out_dir / "change.gpkg", map_png=out_dir / "map.png",
+                      device="cpu", progress=lambda fraction, message: True)
+    assert sorted(p.name for p in out_dir.iterdir()) == []
+
+
+def test_the_same_raster_twice_changes_nothing(edit, out_dir, capsys, monkeypatch):
+    def same(enc, before, after, grid, *args):
+        v = np.random.default_rng(1).standard_normal((len(grid), enc.embedding_size)).astype(np.float32)
+        return v, v.copy()
+
+    monkeypatch.setattr("loc2vec_engine.change.compare.embed_both", same)
+    assert main([str(a) for a in _argv(edit["before"], edit["before"], out_dir, "--k", "3")]) == 0
+    printed = capsys.readouterr().out
+    assert "no cell changed: every tile is the same in both rasters" in printed
+    assert "0 of " in printed and "cells switched cluster" in printed
+    c = read_change(out_dir / "change.gpkg")
+    assert np.all(c["change"] == 0) and np.all(c["changed_cluster"] == 0)
+    assert (out_dir / "change_map.png").is_file()
