@@ -9,7 +9,9 @@ _DESCRIPTION = """\
 Scores every cell of an embeddings file by how much it looks like the --positive example places (and
 unlike the --negative ones). A place is LON,LAT (WGS84; its cell) or a vector file (OGR: GeoPackage,
 GeoJSON, Shapefile; FILE|layername=NAME for one layer of several) of points (the cell of each) or
-polygons (every cell whose centre lies inside), in any CRS.
+polygons (every cell whose centre lies inside), in any CRS. A file with a text field 'example' (the
+QGIS map tool's 'Save examples…' GeoJSON) gives --positive its "positive" features and --negative its
+"negative" ones: --positive ex.geojson --negative ex.geojson uses both.
 
 Methods (--method auto picks): prototype = cosine to the mean positive, minus the cosine to the mean
 negative when there are negatives (from a single example on; held out by leave-one-out when there

@@ -2,7 +2,9 @@
 (every cell whose centre lies inside).
 
 Vector files are read with OGR and reprojected to the embeddings' CRS; ``FILE|layername=NAME`` picks
-a layer of a file that holds several. ``Geometries`` carries features that are already in memory
+a layer of a file that holds several. A layer with a text field ``example`` (the map tool's saved
+example sets, ``examples_geojson``) gives the positives its "positive" features and the negatives its
+"negative" ones. ``Geometries`` carries features that are already in memory
 (the QGIS plugin's layers and selections) as WKB with their CRS.
 
 A point farther than one stride from every cell is outside the embedded area, a polygon around no
@@ -20,6 +22,7 @@ import numpy as np
 from ..errors import Loc2VecError
 from ..search.similar import extent_text, parse_lonlat
 
+ROLE_FIELD = "example"  # a text field of this name: "positive" / "negative" per feature (a saved example set)
 _LONLAT = re.compile(r"^\s*[-+]?[\d.]+(e[-+]?\d+)?\s*,\s*[-+]?[\d.]+(e[-+]?\d+)?\s*$", re.IGNORECASE)
 
 
@@ -193,8 +196,19 @@ def _read_vector(path, crs_wkt: str, role: str) -> list:
     if srs is None:
         raise Loc2VecError(f"{role} example {text} has no coordinate reference system",
                            "give the file a CRS (e.g. ogr2ogr -a_srs EPSG:4326 fixed.gpkg FILE)")
-    geoms = [f.GetGeometryRef().Clone() for f in lyr if f.GetGeometryRef() is not None]
+    feats = [f for f in lyr if f.GetGeometryRef() is not None]
+    defn = lyr.GetLayerDefn()
+    at = defn.GetFieldIndex(ROLE_FIELD)
+    if at >= 0 and defn.GetFieldDefn(at).GetType() == ogr.OFTString:  # a saved example set: this role's places
+        roles = [f.GetFieldAsString(at) for f in feats]
+        feats = [f for f, r in zip(feats, roles) if r == role]
+        if not feats:
+            raise Loc2VecError(f"{text} holds no {role} examples (its field {ROLE_FIELD!r} has "
+                               f"{', '.join(sorted(set(roles))) or 'no values'})",
+                               f"give a file with features of {ROLE_FIELD} = '{role}', or leave it out as --{role}")
+    geoms = [f.GetGeometryRef().Clone() for f in feats]
     srs = srs.Clone()
+    feats = None
     lyr = ds = None  # the layer before its dataset (GDAL's Python bindings)
     return _reprojected(geoms, srs, crs_wkt, text)
 
