@@ -1,7 +1,8 @@
 """`loc2vec demo`: the main job on bundled data, no network, in a few minutes on 2 CPU cores.
 
 rasterize central Porto -> (the shipped model, or train one for ``--train-minutes``) -> embed on a
-50 m grid -> cluster -> places like a landmark -> evaluate against baselines -> a QGIS project.
+50 m grid -> cluster -> the embeddings as colours -> places like a landmark -> evaluate against
+baselines -> a QGIS project.
 Every step is the same engine call the CLI and the QGIS plugin make.
 """
 
@@ -37,7 +38,7 @@ def run_demo(out_dir="out/demo", seed: int = 0, train_minutes: float | None = No
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    steps = (9 if train_minutes else 8) - (0 if evaluate else 1)
+    steps = (10 if train_minutes else 9) - (0 if evaluate else 1)
     step = _Steps(steps)
     t_start = time.perf_counter()
 
@@ -50,12 +51,13 @@ def run_demo(out_dir="out/demo", seed: int = 0, train_minutes: float | None = No
     outputs["embeddings"] = emb
     clusters = _cluster(step, emb, seed)
     outputs["cluster map"], outputs["UMAP scatter"] = clusters.map_png, clusters.umap_png
+    outputs["embeddings RGB"] = rgb = _render(step, out, emb)
     similar_gpkg, landmark_gpkg = _similar(step, out, emb)
     outputs["similar places"], outputs["landmark"] = similar_gpkg, landmark_gpkg
     if evaluate:
         report = _evaluate(step, out, model, area.path, seed, eval_max_cells)
         outputs["evaluation report"] = report / "report.md"
-    outputs["QGIS project"] = _project(step, out, area, emb, clusters, similar_gpkg, landmark_gpkg)
+    outputs["QGIS project"] = _project(step, out, area, emb, clusters, similar_gpkg, landmark_gpkg, rgb)
     _summary(outputs, time.perf_counter() - t_start)
     return outputs
 
@@ -146,6 +148,17 @@ def _cluster(step, emb: Path, seed: int):
     return result
 
 
+def _render(step, out: Path, emb: Path) -> Path:
+    from .render import render_files
+
+    step("drawing the embeddings as colours (their first three principal components as red, green, blue) ...")
+    (result,) = render_files([emb], [out / "porto_embeddings_rgb.tif"])
+    shares = ", ".join(f"{v:.0%}" for v in result.pca.explained)
+    print(f"    {result.width} x {result.height} px of {result.stride_m:g} m; the components hold {shares} of the "
+          "variance")
+    return result.path
+
+
 def _similar(step, out: Path, emb: Path) -> tuple[Path, Path]:
     from .embeddings import read_embeddings
     from .search.similar import similar_at, write_similar
@@ -224,9 +237,11 @@ def _verdicts(metrics: dict) -> list[str]:
     return lines
 
 
-def _project(step, out: Path, area, emb: Path, clusters, similar_gpkg: Path, landmark_gpkg: Path) -> Path:
+def _project(step, out: Path, area, emb: Path, clusters, similar_gpkg: Path, landmark_gpkg: Path,
+             rgb_tif: Path) -> Path:
     from .channels import get_spec
-    from .project import ClusterPointsLayer, LabelPointsLayer, RasterLayer, ScorePointsLayer, write_qgz
+    from .project import (ClusterPointsLayer, LabelPointsLayer, RasterLayer, RgbRasterLayer, ScorePointsLayer,
+                          write_qgz)
 
     step("writing the QGIS project ...")
     roads = get_spec().names.index("roads_major") + 1
@@ -235,6 +250,11 @@ def _project(step, out: Path, area, emb: Path, clusters, similar_gpkg: Path, lan
         ScorePointsLayer(similar_gpkg, name=f"{K_SIMILAR} places most like {LANDMARK[0]}, beyond one tile of it"),
         ClusterPointsLayer(emb, k=clusters.n_clusters, stride_m=STRIDE_M, name="kinds of place (clusters)",
                            noise=bool((clusters.labels < 0).any())),
+        # The colours cover the same cells as the clusters: drawn under them they would only tint through the
+        # clusters' 15 % transparency and muddy their colours, so the layer comes unticked, fully opaque; ticked
+        # (with the clusters unticked) it shows the embedding itself, alike places in alike colours, the roads
+        # below still drawn where there is no cell.
+        RgbRasterLayer(rgb_tif, name="embeddings as colours (PCA, no fixed meaning)", visible=False),
         RasterLayer(area.path, name="area raster (drawn: major roads)", band=roads, opacity=0.6),
     ]
     return write_qgz(out / "porto.qgz", layers, area.crs_wkt, "loc2vec demo: central Porto")
@@ -245,8 +265,9 @@ def _summary(outputs: dict[str, Path], seconds: float) -> None:
     for label, path in outputs.items():
         print(f"  {label:18s} {path}")
     print(f"\nOpen it in QGIS: qgis {outputs['QGIS project']}   (or Project > Open). The layers: kinds of place "
-          "coloured by cluster,\nthe places most like the landmark, and the major roads. The embeddings layer's "
-          "schema is in the README;\nthe loc2vec plugin adds the similar-places map tool and the UMAP dock.")
+          "coloured by cluster,\nthe places most like the landmark, the embeddings as colours (unticked) and the "
+          "major roads. The embeddings\nlayer's schema is in the README; the loc2vec plugin adds the similar-places "
+          "map tool and the UMAP dock.")
     print(ATTRIBUTION)
 
 

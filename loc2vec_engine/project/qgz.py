@@ -23,7 +23,9 @@ from ..atomic import atomic_output, check_writable
 from ..clusters.colors import cluster_color
 from ..errors import Loc2VecError
 from .legend import cluster_label, range_labels, rank_classes
-from .sources import check_gpkg, check_raster, columns, field_range, gpkg_extent, relative, row_count, union, value_counts
+from .rasters import RasterLayer, RgbRasterLayer, grey_layer, rgb_layer
+from .sources import check_gpkg, columns, field_range, gpkg_extent, relative, row_count, union, value_counts
+from .xml_parts import copy as _copy, maplayer as _maplayer, num as _num, text as _text
 
 # The QGIS this XML is tested with: 3.22.16, the last 3.22 LTR release (Debian 12's). QGIS 3.22 warns "Project file
 # is older" for any file version below its own, so writing 3.22.0 made every 3.22.x after it show that bar;
@@ -68,19 +70,6 @@ class ScorePointsLayer:
 
 
 @dataclass
-class RasterLayer:
-    """One band of an area raster in grey; by default 0 -> white, 255 -> black, half transparent."""
-
-    tif_path: str | os.PathLike
-    name: str = "area"
-    band: int = 1
-    opacity: float = 0.5
-    gradient: str = "WhiteToBlack"  # or "BlackToWhite"
-    min_value: float = 0.0
-    max_value: float = 255.0
-
-
-@dataclass
 class LabelPointsLayer:
     """A few labelled points (e.g. the landmark of a query): a star and the text of ``label_field``."""
 
@@ -93,7 +82,7 @@ class LabelPointsLayer:
     opacity: float = 1.0
 
 
-LayerSpec = ClusterPointsLayer | ScorePointsLayer | RasterLayer | LabelPointsLayer
+LayerSpec = ClusterPointsLayer | ScorePointsLayer | RasterLayer | RgbRasterLayer | LabelPointsLayer
 
 
 # ---- the project -----------------------------------------------------------------------------
@@ -150,8 +139,9 @@ def _layer_tree(built: list[dict]) -> ET.Element:
     group = ET.Element("layer-tree-group")
     ET.SubElement(group, "customproperties")
     for b in built:
+        checked = "Qt::Checked" if b.get("visible", True) else "Qt::Unchecked"  # unticked: loaded, not drawn
         node = ET.SubElement(group, "layer-tree-layer", id=b["id"], name=b["name"], source=b["source"],
-                             providerKey=b["provider"], checked="Qt::Checked", expanded="1")
+                             providerKey=b["provider"], checked=checked, expanded="1")
         ET.SubElement(node, "customproperties")
     custom = ET.SubElement(group, "custom-order", enabled="0")
     for b in built:
@@ -212,12 +202,12 @@ def _metadata(title: str) -> ET.Element:
 # ---- layers ----------------------------------------------------------------------------------
 def _layer(spec, home: Path, srs: ET.Element, index: int) -> dict:
     """The <maplayer> of one spec, plus what the layer tree and the extent need."""
-    builders = {ClusterPointsLayer: _cluster_layer, ScorePointsLayer: _score_layer, RasterLayer: _raster_layer,
-                LabelPointsLayer: _label_layer}
+    builders = {ClusterPointsLayer: _cluster_layer, ScorePointsLayer: _score_layer, RasterLayer: grey_layer,
+                RgbRasterLayer: rgb_layer, LabelPointsLayer: _label_layer}
     builder = builders.get(type(spec))
     if builder is None:
         raise Loc2VecError(f"unknown layer spec {type(spec).__name__}",
-                           "use ClusterPointsLayer, ScorePointsLayer, RasterLayer or LabelPointsLayer")
+                           "use ClusterPointsLayer, ScorePointsLayer, RasterLayer, RgbRasterLayer or LabelPointsLayer")
     _check_opacity(spec)
     layer_id = f"{_slug(spec.name)}_{uuid.uuid4().hex[:12]}_{index}"
     return builder(spec, home, srs, layer_id)
@@ -280,39 +270,6 @@ def _vector(spec, home: Path, srs, layer_id: str, renderer: ET.Element, extent) 
     _text(ml, "layerOpacity", _num(spec.opacity))
     _text(ml, "blendMode", "0")
     return {"xml": ml, "id": layer_id, "name": spec.name, "source": source, "provider": "ogr", "extent": extent}
-
-
-def _raster_layer(spec: RasterLayer, home, srs, layer_id) -> dict:
-    path, bands, extent = check_raster(spec.tif_path)
-    if not 1 <= int(spec.band) <= bands:
-        raise Loc2VecError(f"band {spec.band} of {path.name}, which has {bands} bands",
-                           f"give a band from 1 to {bands}")
-    if spec.gradient not in ("WhiteToBlack", "BlackToWhite"):
-        raise Loc2VecError(f"gradient {spec.gradient!r}", "use 'WhiteToBlack' or 'BlackToWhite'")
-    source = relative(path, home)
-    ml = _maplayer("raster", layer_id, source, spec.name, srs, "gdal")
-    pipe = ET.SubElement(ml, "pipe")
-    rr = ET.SubElement(pipe, "rasterrenderer", type="singlebandgray", grayBand=str(int(spec.band)),
-                       gradient=spec.gradient, opacity=_num(spec.opacity), alphaBand="-1", nodataColor="")
-    ce = ET.SubElement(rr, "contrastEnhancement")
-    _text(ce, "minValue", _num(spec.min_value))
-    _text(ce, "maxValue", _num(spec.max_value))
-    _text(ce, "algorithm", "StretchToMinimumMaximum")
-    _text(ml, "blendMode", "0")
-    return {"xml": ml, "id": layer_id, "name": spec.name, "source": source, "provider": "gdal", "extent": extent}
-
-
-def _maplayer(kind: str, layer_id: str, source: str, name: str, srs, provider: str, **attrs) -> ET.Element:
-    ml = ET.Element("maplayer", type=kind, hasScaleBasedVisibilityFlag="0", minScale="100000000", maxScale="0",
-                    styleCategories="AllStyleCategories", **attrs)
-    _text(ml, "id", layer_id)
-    _text(ml, "datasource", source)
-    _text(ml, "layername", name)
-    ET.SubElement(ml, "srs").append(_copy(srs))
-    md = ET.SubElement(ml, "resourceMetadata")  # shown in the layer's properties, kept with exported styles
-    _text(md, "rights", ATTRIBUTION)
-    _text(ml, "provider", provider)
-    return ml
 
 
 # ---- renderers -------------------------------------------------------------------------------
@@ -447,23 +404,9 @@ def _check_opacity(spec) -> None:
 
 
 # ---- small XML and colour helpers ------------------------------------------------------------
-def _text(parent: ET.Element, tag: str, text: str) -> ET.Element:
-    el = ET.SubElement(parent, tag)
-    el.text = text
-    return el
-
-
 def _entry(parent: ET.Element, tag: str, kind: str, value: str) -> None:
     """A project property (QgsProject::readEntry) of the given Qt type."""
     _text(parent, tag, value).set("type", kind)
-
-
-def _copy(el: ET.Element) -> ET.Element:
-    return ET.fromstring(ET.tostring(el))
-
-
-def _num(value) -> str:
-    return repr(float(value)).removesuffix(".0")
 
 
 def _slug(name: str) -> str:

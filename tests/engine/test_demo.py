@@ -33,9 +33,17 @@ def test_demo_writes_everything(demo_run):
     assert "fractions baseline" in metrics["headline"]
     assert "OpenStreetMap" in outputs["evaluation report"].read_text()
 
+    from osgeo import gdal
+
+    rgb = gdal.Open(str(outputs["embeddings RGB"]))  # the embeddings as PCA colours, on the embedding grid
+    assert outputs["embeddings RGB"].name == "porto_embeddings_rgb.tif" and rgb.RasterCount == 3
+    assert rgb.GetGeoTransform()[1] == 50 and rgb.GetRasterBand(1).DataType == gdal.GDT_Byte
+    assert int((rgb.GetRasterBand(1).ReadAsArray() > 0).sum()) == len(es)  # a coloured pixel per cell, 0 elsewhere
+
     with zipfile.ZipFile(outputs["QGIS project"]) as z:
         qgs = z.read(z.namelist()[0]).decode()
     assert "porto_embeddings.gpkg" in qgs and "categorizedSymbol" in qgs
+    assert "./porto_embeddings_rgb.tif" in qgs and 'type="multibandcolor"' in qgs
 
     assert "OpenStreetMap contributors" in printed and str(outputs["QGIS project"]) in printed
     assert "qgis " in printed and np.isfinite(es.umap).all()

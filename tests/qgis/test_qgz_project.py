@@ -14,6 +14,7 @@ from qgis.core import (
     QgsCategorizedSymbolRenderer,
     QgsGraduatedSymbolRenderer,
     QgsMapRendererSequentialJob,
+    QgsMultiBandColorRenderer,
     QgsMapSettings,
     QgsProject,
     QgsRectangle,
@@ -27,7 +28,8 @@ from loc2vec_engine import ATTRIBUTION
 from loc2vec_engine.clusters.colors import NOISE_COLOR, cluster_color
 from loc2vec_engine.embeddings.store import update_columns, write_embeddings
 from loc2vec_engine.errors import Loc2VecError
-from loc2vec_engine.project import ClusterPointsLayer, LabelPointsLayer, RasterLayer, ScorePointsLayer, write_qgz
+from loc2vec_engine.project import (ClusterPointsLayer, LabelPointsLayer, RasterLayer, RgbRasterLayer, ScorePointsLayer,
+                                    write_qgz)
 
 from ..conftest import REPO
 
@@ -254,19 +256,66 @@ def test_the_demo_project_names_its_classes_and_its_area(demo, tmp_path):
 
     from loc2vec_engine import demo as demo_module
     from loc2vec_engine.raster.area import AreaRaster
+    from loc2vec_engine.render import render_files
 
     out = tmp_path / "demo"
     shutil.copytree(demo["folder"], out)
     labels = np.asarray(demo["cluster"])
     clusters = SimpleNamespace(n_clusters=K, labels=labels)  # what the demo's clustering step returns, in short
+    (rgb,) = render_files([out / "data" / "porto_emb.gpkg"], [out / "porto_embeddings_rgb.tif"])  # the demo's call
     qgz = demo_module._project(lambda text: None, out, AreaRaster.open(out / "porto.tif"),
-                               out / "data" / "porto_emb.gpkg", clusters, out / "similar.gpkg", out / "landmark.gpkg")
+                               out / "data" / "porto_emb.gpkg", clusters, out / "similar.gpkg", out / "landmark.gpkg",
+                               rgb.path)
     project = _read(qgz)
     (clustered,) = [lyr for lyr in project.mapLayers().values() if "clusters" in lyr.name()]
     assert [c.label() for c in clustered.renderer().categories()] == [f"cluster {c} (20 cells)" for c in range(K)]
-    (area,) = [lyr for lyr in project.mapLayers().values() if lyr.type() == lyr.RasterLayer]
+    rasters = [lyr for lyr in project.layerTreeRoot().layerOrder() if lyr.type() == lyr.RasterLayer]
+    assert [lyr.source() for lyr in rasters] == [str(out / "porto_embeddings_rgb.tif"), str(out / "porto.tif")]
+    colours, area = rasters
     assert area.name().startswith("area raster") and "(area raster band" not in area.name()
     assert project.selectionColor().name() == "#ffff00"
+    # The embeddings as colours: below the clusters, above the roads, unticked; bands 1-3 as stored, no stretch.
+    order = project.layerTreeRoot().layerOrder()
+    assert order.index(clustered) < order.index(colours) < order.index(area)
+    assert not project.layerTreeRoot().findLayer(colours.id()).isVisible()
+    assert project.layerTreeRoot().findLayer(clustered.id()).isVisible()
+    _assert_true_colours(colours, rgb.path)
+
+
+def _assert_true_colours(layer, tif):
+    """A valid layer drawn by a multiband renderer on bands 1-3 with no contrast enhancement: every cell's pixel is
+    the stored bytes, and the nodata (0) is transparent."""
+    assert layer.isValid() and layer.bandCount() == 3
+    renderer = layer.renderer()
+    assert isinstance(renderer, QgsMultiBandColorRenderer)
+    assert (renderer.redBand(), renderer.greenBand(), renderer.blueBand()) == (1, 2, 3)
+    assert renderer.redContrastEnhancement() is None and renderer.greenContrastEnhancement() is None
+    assert renderer.blueContrastEnhancement() is None and renderer.opacity() == pytest.approx(1.0)
+    ds = gdal.Open(str(tif))
+    stored = np.stack([ds.GetRasterBand(b).ReadAsArray() for b in (1, 2, 3)], -1)
+    x0, dx, _, y0, _, dy = ds.GetGeoTransform()
+    extent = QgsRectangle(x0, y0 + dy * ds.RasterYSize, x0 + dx * ds.RasterXSize, y0)
+    image, _ = _render([layer], extent, 10 * ds.RasterXSize)  # square: the test grid is 10 x 10 cells
+    assert ds.RasterXSize == ds.RasterYSize
+    drawn = np.array([[QColor(image.pixel(10 * c + 5, 10 * r + 5)).getRgb()[:3] for c in range(ds.RasterXSize)]
+                      for r in range(ds.RasterYSize)])
+    cells = stored.any(-1)
+    assert cells.sum() == N * N and (stored[cells] > 0).all()
+    assert (np.abs(drawn[cells].astype(int) - stored[cells]) <= 1).all()  # no stretch: the colours as written
+
+
+def test_rgb_layer_can_be_written_ticked_and_translucent(demo, tmp_path):
+    from loc2vec_engine.render import render_files
+
+    (rgb,) = render_files([demo["emb"]], [tmp_path / "rgb.tif"])
+    qgz = write_qgz(tmp_path / "rgb.qgz", [RgbRasterLayer(rgb.path, name="colours", opacity=0.5, bands=(3, 2, 1))],
+                    demo["wkt"], "rgb")
+    project = _read(qgz)
+    layer = _layer(project, "colours")
+    assert project.layerTreeRoot().findLayer(layer.id()).isVisible()
+    renderer = layer.renderer()
+    assert isinstance(renderer, QgsMultiBandColorRenderer) and renderer.opacity() == pytest.approx(0.5)
+    assert (renderer.redBand(), renderer.greenBand(), renderer.blueBand()) == (3, 2, 1)
 
 
 def test_raster_layer_shows_the_band_in_grey(demo):
@@ -378,7 +427,7 @@ def test_whole_project_renders_with_the_landmark_on_top(demo):
 
 # ---- the engine side: no QGIS, clear errors --------------------------------------------------
 def test_engine_writes_projects_without_importing_qgis_or_qt(demo, tmp_path):
-    for file in ("qgz.py", "__init__.py", "legend.py", "sources.py"):
+    for file in ("qgz.py", "__init__.py", "legend.py", "sources.py", "rasters.py", "xml_parts.py"):
         tree = ast.parse((REPO / "loc2vec_engine" / "project" / file).read_text())
         names = [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
         names += [n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
@@ -406,6 +455,9 @@ BAD_INPUTS = {
     "stride": (lambda d: [ClusterPointsLayer(d["emb"], k=5, stride_m=0)], "out.qgz", "stride_m = 0"),
     "band": (lambda d: [RasterLayer(d["tif"], "r", band=13)], "out.qgz", "band 13"),
     "missing raster": (lambda d: [RasterLayer(d["folder"] / "nope.tif", "r")], "out.qgz", "not found"),
+    "rgb band": (lambda d: [RgbRasterLayer(d["tif"], bands=(1, 2, 13))], "out.qgz", "band 13"),
+    "rgb two bands": (lambda d: [RgbRasterLayer(d["tif"], bands=(1, 2))], "out.qgz", "2 bands"),
+    "rgb opacity": (lambda d: [RgbRasterLayer(d["tif"], opacity=-0.1)], "out.qgz", "opacity -0.1"),
     "opacity": (lambda d: [RasterLayer(d["tif"], "r", opacity=1.5)], "out.qgz", "opacity 1.5"),
     "vmin > vmax": (lambda d: [ScorePointsLayer(d["folder"] / "similar.gpkg", vmin=1, vmax=0)], "out.qgz",
                     "reversed"),
