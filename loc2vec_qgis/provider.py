@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from qgis.core import QgsProcessingProvider
+from qgis.core import QgsApplication, QgsProcessingProvider
 from qgis.PyQt.QtGui import QIcon
 
 from .algorithms.cluster import ClusterAlgorithm
@@ -14,6 +14,7 @@ from .algorithms.render import RenderAlgorithm
 from .algorithms.score import ScoreAlgorithm
 from .algorithms.similar import SimilarAlgorithm
 from .algorithms.train import TrainAlgorithm
+from .models import shipped_models
 
 # resources/ sits next to loc2vec_qgis/ both in the repository and in the plugin folder.
 ICON = Path(__file__).resolve().parent.parent / "resources" / "icon.svg"
@@ -39,11 +40,33 @@ class Loc2VecProvider(QgsProcessingProvider):
     def svgIconPath(self):  # noqa: N802
         return str(ICON)
 
+    def load(self):
+        """The models' steps are found in the registry by id, and the registry holds this provider only after
+        load() returns: load the algorithms now, and the shipped models once the provider is registered."""
+        QgsApplication.processingRegistry().providerAdded.connect(self._registered)
+        return super().load()
+
+    def _registered(self, provider_id):
+        registry = QgsApplication.processingRegistry()
+        if provider_id == self.id() and registry.providerById(provider_id) is self:
+            registry.providerAdded.disconnect(self._registered)
+            self.refreshAlgorithms()  # now with the models (emits algorithmsLoaded: the toolbox follows)
+
+    def unload(self):
+        try:
+            QgsApplication.processingRegistry().providerAdded.disconnect(self._registered)
+        except TypeError:  # already disconnected once registered
+            pass
+        super().unload()
+
     def loadAlgorithms(self):  # noqa: N802
         for algorithm in (RasterizeAlgorithm(), TrainAlgorithm(), EmbedAlgorithm(), ClusterAlgorithm(),
                           SimilarAlgorithm(), ScoreAlgorithm(), RenderAlgorithm(), CompareAlgorithm(),
                           EvaluateAlgorithm()):
             self.addAlgorithm(algorithm)
+        if QgsApplication.processingRegistry().providerById(self.id()) is self:
+            for model in shipped_models():  # e.g. loc2vec:osm_to_suitability
+                self.addAlgorithm(model)
 
     def supportedOutputRasterLayerExtensions(self):  # noqa: N802
         return ["tif"]

@@ -6,6 +6,8 @@ The file lists come from pb_tool.cfg (pb_tool itself is not needed). The plugin 
     loc2vec/__init__.py            a copy of loc2vec_qgis/__init__.py (classFactory)
     loc2vec/metadata.txt
     loc2vec/resources/icon.svg
+    loc2vec/resources/models/loc2vec-default.onnx      the shipped encoder
+    loc2vec/resources/processing/*.model3              the shipped Processing models (scripts/make_model3.py)
     loc2vec/loc2vec_qgis/...       the plugin code
     loc2vec/loc2vec_engine/...     the engine it drives
 

@@ -157,10 +157,16 @@ class ClusterAlgorithm(QgsProcessingAlgorithm):
         loaded = project_layers(project, path)
         for layer in loaded:
             styler.postProcessLayer(layer, context, feedback)
-        if not loaded:
-            details = QgsProcessingContext.LayerDetails("clusters", project, self.OUTPUT)
+        if loaded:
+            return {}
+        if context.willLoadLayerOnCompletion(path):  # in a model: Embed's output, loaded at the end; one layer
+            details = context.layerToLoadOnCompletionDetails(path)
+            details.name = "clusters"
             details.setPostProcessor(styler)
-            context.addLayerToLoadOnCompletion(f"{path}|layername={EMBEDDINGS_LAYER}", details)
+            return {}
+        details = QgsProcessingContext.LayerDetails("clusters", project, self.OUTPUT)
+        details.setPostProcessor(styler)
+        context.addLayerToLoadOnCompletion(f"{path}|layername={EMBEDDINGS_LAYER}", details)
         return {}
 
 

@@ -109,6 +109,25 @@ def test_processing_run_leaves_the_project_alone(loc2vec_plugin, emb, project):
     assert layers_of(project, emb) == []
 
 
+def test_in_a_model_the_embed_output_is_loaded_once_as_the_clusters(loc2vec_plugin, emb, project):
+    """In 'From OSM to a suitability map' the embeddings are Embed's output, loaded when the model ends: Cluster
+    styles that layer instead of loading the file a second time."""
+    from qgis.core import QgsApplication, QgsProcessingContext
+
+    context = QgsProcessingContext()
+    context.setProject(project)
+    context.addLayerToLoadOnCompletion(str(emb), QgsProcessingContext.LayerDetails("embeddings", project, "OUTPUT"))
+    alg = QgsApplication.processingRegistry().createAlgorithmById(ALG)
+    result, ok = alg.run({"INPUT": str(emb), "K": 3}, context, QgsProcessingFeedback())
+    assert ok and result["CLUSTERS"] == 3
+    to_load = context.layersToLoadOnCompletion()
+    assert list(to_load) == [str(emb)] and to_load[str(emb)].name == "clusters"
+    layer = QgsVectorLayer(str(emb), "clusters", "ogr")
+    to_load[str(emb)].postProcessor().postProcessLayer(layer, context, QgsProcessingFeedback())
+    assert isinstance(layer.renderer(), QgsCategorizedSymbolRenderer)
+    assert [c.value() for c in layer.renderer().categories()] == [0, 1, 2]
+
+
 def _bytes(path):
     return path.read_bytes()
 

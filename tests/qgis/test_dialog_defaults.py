@@ -86,3 +86,15 @@ def test_no_label_says_optional_twice(loc2vec_plugin):
     label = dlg.mainWidget().wrappers["AREA"].wrappedLabel().text()
     assert label == "Area raster for the map's road background [optional]"
     dlg.deleteLater()
+
+
+def test_the_shipped_models_dialog_opens_with_its_inputs_and_outputs(loc2vec_plugin):
+    """'From OSM to a suitability map' (loc2vec:osm_to_suitability) opens in the toolbox's dialog like any algorithm."""
+    dlg = dialog("loc2vec:osm_to_suitability")
+    wrappers = dlg.mainWidget().wrappers
+    assert {"OSM", "EXTENT", "POSITIVES", "NEGATIVES", "STRIDE", "K", "MODEL", "METHOD"} <= set(wrappers)
+    assert wrappers["STRIDE"].parameterValue() == 100 and wrappers["METHOD"].parameterValue() == "auto"
+    outputs = {p.name() for p in dlg.algorithm().destinationParameterDefinitions()}
+    assert outputs == {"rasterize:AREA", "embed:EMBEDDINGS", "score:SCORES", "score:SCORE_RASTER"}
+    assert outputs <= set(wrappers)  # a file widget for each
+    dlg.deleteLater()

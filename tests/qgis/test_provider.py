@@ -10,8 +10,8 @@ from ..conftest import REPO
 from .conftest import sandbox_env
 
 
-ALGORITHMS = ["loc2vec:cluster", "loc2vec:compare", "loc2vec:embed", "loc2vec:evaluate", "loc2vec:rasterize",
-              "loc2vec:render", "loc2vec:score", "loc2vec:similar", "loc2vec:train"]
+ALGORITHMS = ["loc2vec:cluster", "loc2vec:compare", "loc2vec:embed", "loc2vec:evaluate", "loc2vec:osm_to_suitability",
+              "loc2vec:rasterize", "loc2vec:render", "loc2vec:score", "loc2vec:similar", "loc2vec:train"]
 
 
 def test_provider_lists_its_algorithms(loc2vec_plugin):

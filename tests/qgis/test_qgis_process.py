@@ -130,6 +130,51 @@ def test_run_similar_on_the_clustered_embeddings(installed, clustered):
     assert results["BEST_SCORE"] == pytest.approx(float(expected.scores[0]), abs=1e-6)
 
 
+# About 1 x 1 km of Baixa and Ribeira: at a 300 m stride, 9 cells (too few for UMAP: no numba compile, a quick test).
+MODEL_BBOX = (-8.6150, 41.1400, -8.6030, 41.1490)
+
+
+def _points_geojson(path, lonlats):
+    features = [{"type": "Feature", "properties": {}, "geometry": {"type": "Point", "coordinates": list(p)}}
+                for p in lonlats]
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": features}))
+    return path
+
+
+def test_run_the_shipped_model_from_osm_to_a_suitability_map(installed, porto_pbf):
+    """The Processing model shipped in the zip, rasterize -> embed -> cluster -> score, as one qgis_process run."""
+    root, env = installed
+    out = root / "model"
+    out.mkdir()
+    positives = _points_geojson(out / "positives.geojson", [(-8.6120, 41.1420), (-8.6060, 41.1460)])
+    negatives = _points_geojson(out / "negatives.geojson", [(-8.6140, 41.1480)])
+    paths = {"rasterize:AREA": out / "area.tif", "embed:EMBEDDINGS": out / "emb.gpkg",
+             "score:SCORES": out / "scores.gpkg", "score:SCORE_RASTER": out / "score.tif"}
+    proc = run_qgis_process(["--json", "run", "loc2vec:osm_to_suitability", "--", f"OSM={porto_pbf}",
+                             f"EXTENT={extent_string(MODEL_BBOX)}", f"POSITIVES={positives}", f"NEGATIVES={negatives}",
+                             "STRIDE=300", "K=3", *(f"{k}={v}" for k, v in paths.items())], env, timeout=180)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(proc.stdout)
+    assert report["results"] == {k: str(v) for k, v in paths.items()}
+    assert report["algorithm_details"]["name"] == "From OSM to a suitability map"
+
+    area = gdal.Open(str(paths["rasterize:AREA"]))
+    assert area.RasterCount == 12 and area.GetRasterBand(1).GetDescription() == "roads_major"
+    es = read_embeddings(paths["embed:EMBEDDINGS"])  # embedded with the shipped model, then clustered in place
+    assert len(es) == 9 and es.meta["stride_m"] == 300 and es.meta["model_file"] == "loc2vec-default.onnx"
+    assert sorted(set(es.cluster.tolist())) == [0, 1, 2] and (out / "emb_clusters.png").is_file()
+    with sqlite3.connect(paths["score:SCORES"]) as con:
+        rows = con.execute("SELECT cell, score, example FROM score").fetchall()
+        cells, km2 = con.execute("SELECT cells, area_km2 FROM mask").fetchone()
+    assert sorted(r[0] for r in rows) == sorted(es.cell.tolist())  # a score per cell
+    assert all(np.isfinite(r[1]) for r in rows)
+    assert sorted(r[2] for r in rows if r[2]) == [-1, 1, 1]  # both example layers reached the score step
+    assert 1 <= cells < len(es) and km2 == pytest.approx(cells * 0.09)
+    ds = gdal.Open(str(paths["score:SCORE_RASTER"]))  # kept: its bands die with it
+    values, nodata = ds.GetRasterBand(1).ReadAsArray(), ds.GetRasterBand(1).GetNoDataValue()
+    assert int((np.isfinite(values) & (values != nodata)).sum()) == len(es)  # the raster too: a score per cell
+
+
 def test_run_evaluate(installed, porto_area, porto_pbf):
     root, env = installed
     out = root / "report"
@@ -205,7 +250,8 @@ def test_zip_layout(tmp_path):
                    "loc2vec_engine/channels/default.toml", "resources/models/loc2vec-default.onnx",
                    "loc2vec_qgis/algorithms/embed.py", "loc2vec_qgis/algorithms/cluster.py",
                    "loc2vec_qgis/algorithms/similar.py", "loc2vec_qgis/algorithms/evaluate.py",
-                   "loc2vec_qgis/algorithms/styles.py"):
+                   "loc2vec_qgis/algorithms/styles.py", "loc2vec_qgis/models.py",
+                   "resources/processing/osm_to_suitability.model3"):
         assert f"loc2vec/{needed}" in names, needed
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
     general = meta["general"]
