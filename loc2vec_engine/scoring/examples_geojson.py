@@ -79,7 +79,8 @@ def read_examples_geojson(path) -> ExampleSet:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise Loc2VecError(f"examples file {path} does not exist", "choose a file saved with 'Save examples…'") from None
+        raise Loc2VecError(f"examples file {path} does not exist",
+                           "choose a file saved with 'Save examples…'") from None
     except (OSError, UnicodeDecodeError) as e:
         raise Loc2VecError(f"cannot read the examples file {path} ({e})", _FIX) from None
     try:

@@ -14,6 +14,7 @@ from qgis.core import (
     QgsFeature,
     QgsFeatureRequest,
     QgsField,
+    QgsFillSymbol,
     QgsGeometry,
     QgsGraduatedSymbolRenderer,
     QgsMarkerSymbol,
@@ -37,12 +38,16 @@ from qgis.PyQt.QtGui import QColor
 # Heat map by rank of similarity: red = least similar, green = most similar (as the .qgz projects colour scores).
 HEAT_RAMP = ((0.0, "#d7191c", "least similar"), (50.0, "#ffffbf", "median"), (90.0, "#a6d96a", "top 10 %"),
              (100.0, "#1a9641", "most similar"))
+# The same colours for a scoring from examples (the score's rank, not its value: scores can crowd too).
+SCORE_RAMP = ((0.0, "#d7191c", "lowest score"), (50.0, "#ffffbf", "median"), (90.0, "#a6d96a", "top 10 %"),
+              (100.0, "#1a9641", "highest score"))
 TOP_RAMP = ("#dadaeb", "#3f007d")  # the k best: light to dark purple, stands out on the green heat
 HEAT_OPACITY = 0.6  # the default: the roads and buildings under the heat map show through
 
 
 # ---- layers and styles -----------------------------------------------------------------------
-_FIELD_TYPES = {"rank": QVariant.Int, "cell": QVariant.LongLong}
+_FIELD_TYPES = {"rank": QVariant.Int, "cell": QVariant.LongLong, "cells": QVariant.LongLong,
+                "negative": QVariant.Int}
 
 
 def memory_layer(kind: str, name: str, crs, columns) -> QgsVectorLayer:
@@ -127,6 +132,19 @@ def clicked_renderer() -> QgsSingleSymbolRenderer:
         "outline_width": "0.5"}))
 
 
+def negatives_renderer() -> QgsSingleSymbolRenderer:
+    """The negative examples (Ctrl-click): a red cross with a white outline; the positives keep their star."""
+    return QgsSingleSymbolRenderer(QgsMarkerSymbol.createSimple({
+        "name": "cross_fill", "size": "5", "color": "215,25,28,255", "outline_color": "255,255,255,255",
+        "outline_width": "0.4", "angle": "45"}))
+
+
+def score_mask_renderer() -> QgsSingleSymbolRenderer:
+    """The cells at or above the score threshold: purple as the similar mask, without an outline (an outline
+    costs more to draw than the fill, over 100k cells too much for a slider that moves the mask live)."""
+    return QgsSingleSymbolRenderer(QgsFillSymbol.createSimple({"color": "106,61,154,150", "outline_style": "no"}))
+
+
 def label_ranks(layer: QgsVectorLayer) -> None:
     """The rank on each dot. Every label is drawn, also where dots crowd (no label hides another or is
     hidden by a dot); where they overlap, the better rank is drawn on top."""
@@ -152,10 +170,30 @@ def label_ranks(layer: QgsVectorLayer) -> None:
     layer.setLabelsEnabled(True)
 
 
-def heat_raster_renderer(layer: QgsRasterLayer) -> QgsSingleBandPseudoColorRenderer:
+def heat_raster_layer(path, grid, pct: np.ndarray, crs_wkt: str, crs, name: str, ramp=HEAT_RAMP) -> QgsRasterLayer:
+    """A heat map raster at ``path`` (GeoTIFF, one pixel per cell of ``grid``: its percentile ``pct``, -1 where
+    there is no cell), loaded as the layer ``name`` in ``crs`` and coloured along ``ramp``."""
+    from osgeo import gdal
+
+    image = np.full((grid.height, grid.width), -1.0, np.float32)
+    image[grid.rows, grid.cols] = pct
+    ds = gdal.GetDriverByName("GTiff").Create(str(path), grid.width, grid.height, 1, gdal.GDT_Float32)
+    ds.SetGeoTransform(grid.geotransform)
+    ds.SetProjection(crs_wkt)
+    band = ds.GetRasterBand(1)
+    band.SetNoDataValue(-1.0)
+    band.WriteArray(image)
+    band = ds = None  # closes the file
+    layer = QgsRasterLayer(str(path), name, "gdal")
+    layer.setCrs(crs)
+    layer.setRenderer(heat_raster_renderer(layer, ramp))
+    return layer
+
+
+def heat_raster_renderer(layer: QgsRasterLayer, stops=HEAT_RAMP) -> QgsSingleBandPseudoColorRenderer:
     ramp = QgsColorRampShader(0.0, 100.0)
     ramp.setColorRampType(QgsColorRampShader.Interpolated)
-    ramp.setColorRampItemList([QgsColorRampShader.ColorRampItem(v, QColor(c), label) for v, c, label in HEAT_RAMP])
+    ramp.setColorRampItemList([QgsColorRampShader.ColorRampItem(v, QColor(c), label) for v, c, label in stops])
     shader = QgsRasterShader(0.0, 100.0)
     shader.setRasterShaderFunction(ramp)
     renderer = QgsSingleBandPseudoColorRenderer(layer.dataProvider(), 1, shader)

@@ -1,5 +1,6 @@
 """A small dock for the "Find similar places" map tool: k, the exclude radius, the heat map's opacity, the mask
-threshold, "Save mask…", why a place is alike (``explain_view``), and the legend. Esc clears also while the keyboard focus is in the dock."""
+threshold, "Save mask…", why a place is alike (``explain_view``), the score from examples (``score_view``:
+histogram, threshold, Save / Load examples…), and the legend. Esc clears also while the keyboard focus is in the dock."""
 
 from __future__ import annotations
 
@@ -26,10 +27,12 @@ from qgis.PyQt.QtWidgets import (
 from loc2vec_engine.errors import Loc2VecError
 
 from .explain_view import ExplainView
+from .score_view import ScoreView
 from .similar_tool import LEGEND, SimilarPlacesTool
 
 QUANTILE_MIN, QUANTILE_MAX = 500, 999  # slider in per mille: the mask keeps the top 50 % .. 0.1 % of cells
 RADIUS_MAX_M = 100_000.0
+IDLE = "Click a place on the map. Shift-click adds places, Ctrl-click places unlike them; Esc clears."
 RADIUS_TIP = ("Cells this close to the clicked places are left out of the k places, so that they are similar places "
               "elsewhere rather than the click's own neighbourhood (which shares most of its map tile). Default: one "
               "tile of the layer's model, 500 m for the shipped model. 0 = off: the clicked cell comes first.")
@@ -44,7 +47,7 @@ class SimilarPanel(QgsDockWidget):
         self.tool = tool
         body = QWidget()
         box = QVBoxLayout(body)
-        self.status = QLabel("Click a place on the map. Shift-click adds places; Esc clears.")
+        self.status = QLabel(IDLE)
         self.status.setWordWrap(True)
         box.addWidget(self.status)
         self.details = QLabel("")  # the query and what it left out: the message bar has one short line
@@ -101,6 +104,8 @@ class SimilarPanel(QgsDockWidget):
         box.addLayout(buttons)
         self.explain = ExplainView(tool)  # why the chosen place is alike (the engine's explanation)
         box.addWidget(self.explain)
+        self.score = ScoreView(tool)  # the score of every cell from the examples (Ctrl-click: negatives)
+        box.addWidget(self.score)
         legend = QLabel(LEGEND)
         legend.setWordWrap(True)
         box.addWidget(legend)
@@ -153,13 +158,15 @@ class SimilarPanel(QgsDockWidget):
     def refresh(self) -> None:
         """Best scores and the mask's threshold, as the tool has them now."""
         tool = self.tool
-        has_heat = tool.heat is not None
+        scored = tool.scoring.result is not None  # the heat map shows the score: its own mask (score section)
+        has_heat = tool.heat is not None and not scored
         self.mask_button.setEnabled(has_heat)
+        self.slider.setEnabled(not scored)
         self.select_button.setEnabled(tool.result is not None)
         self.save_button.setEnabled(tool.layer_of("mask") is not None)
         self.details.setText(tool.details())
         if tool.result is None:
-            self.status.setText("Click a place on the map. Shift-click adds places; Esc clears.")
+            self.status.setText(IDLE)
             return
         best = ", ".join(f"{s:.4f}" for s in tool.result.scores[:3])
         places = len(tool.references)

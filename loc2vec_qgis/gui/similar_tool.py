@@ -5,8 +5,10 @@ stride from the nearest one) the clicked point itself is embedded through the ON
 model and the area raster the layer was made from are still on disk. The query's cosine similarity to
 every cell becomes a heat map (a temporary raster, one pixel per cell), the top k cells the temporary
 point layer "similar places" (labelled by rank, every label drawn), the clicked places a star
-("clicked place"). Shift-click adds reference places (their mean embedding is the query), Esc clears
-(the canvas is redrawn without them). A threshold turns the heat map into the "similar mask" layer,
+("clicked place"). Shift-click adds reference places (their mean embedding is the query), Ctrl-click a
+negative example ("negative examples", a red cross): then every cell is scored from the clicked places
+and the negatives by the engine (``score_examples``) and the heat map shows that score, with its mask.
+Esc clears (the canvas is redrawn without them). A threshold turns the heat map into the "similar mask" layer,
 which can be saved. The heat map is drawn at 60 % opacity by default (the roads show through).
 
 What the first click needs (the layer's vectors, the CRS transforms, the ONNX session and the area
@@ -51,13 +53,14 @@ from qgis.PyQt.QtWidgets import QApplication
 
 from loc2vec_engine.errors import Loc2VecError
 
+from .score_examples import ExampleScoring
 from .similar_layers import (  # noqa: F401  HEAT_RAMP, TOP_RAMP: for the docs' screenshots
     HEAT_OPACITY,
     HEAT_RAMP,
     TOP_RAMP,
     clicked_renderer,
     heat_points_renderer,
-    heat_raster_renderer,
+    heat_raster_layer,
     label_ranks,
     points_layer,
     squares_layer,
@@ -80,7 +83,9 @@ CLICK_NAME = "clicked place"
 DEFAULT_K = 10
 LEGEND = ("Star: the clicked place. Large dots: the k most similar cells, numbered by rank, darker purple = higher cosine among them. "
           "Heat map: every cell by its rank of similarity, green = most similar, red = least "
-          "(ranks, not absolute cosines, which can crowd in a narrow band).")
+          "(ranks, not absolute cosines, which can crowd in a narrow band). Red crosses: negative examples "
+          "(Ctrl-click); with them the heat map is the score from the examples, and the purple 'score mask' "
+          "holds the cells at or above its threshold.")
 
 
 def exclusion_text(result, one_tile: bool = False) -> str:
@@ -94,7 +99,8 @@ def exclusion_text(result, one_tile: bool = False) -> str:
 
 # ---- the map tool ----------------------------------------------------------------------------
 class SimilarPlacesTool(QgsMapTool):
-    """Click: the k most similar cells and the heat map; Shift-click: add a place; Esc: clear."""
+    """Click: the k most similar cells and the heat map; Shift-click: add a place; Ctrl-click: a negative
+    example (every cell scored from the examples); Esc: clear."""
 
     changed = pyqtSignal()  # after every query and clear (the panel updates its text)
 
@@ -123,6 +129,7 @@ class SimilarPlacesTool(QgsMapTool):
         self._warm_timer = QTimer(self)  # warm up just after activation: the toolbar button shows checked first
         self._warm_timer.setSingleShot(True)
         self._warm_timer.timeout.connect(self.warm_up)
+        self.scoring = ExampleScoring(self)  # the negative examples (Ctrl-click) and the score from examples
         self.setCursor(Qt.CrossCursor)
 
     # ---- layer ---------------------------------------------------------------------------------
@@ -174,7 +181,13 @@ class SimilarPlacesTool(QgsMapTool):
 
     # ---- events --------------------------------------------------------------------------------
     def canvasReleaseEvent(self, e):  # noqa: N802
-        if e.button() == Qt.LeftButton:
+        if e.button() != Qt.LeftButton:
+            return
+        if e.modifiers() & Qt.ControlModifier:
+            lonlat = self.lonlat_of(e.mapPoint())
+            if lonlat is not None:
+                self.scoring.add_negative(lonlat)
+        else:
             self.click(e.mapPoint(), add=bool(e.modifiers() & Qt.ShiftModifier))
 
     def keyPressEvent(self, e):  # noqa: N802
@@ -186,14 +199,19 @@ class SimilarPlacesTool(QgsMapTool):
 
     def click(self, map_point, add: bool = False) -> bool:
         """A click at ``map_point`` (canvas CRS); ``add``: one more reference place (Shift)."""
+        lonlat = self.lonlat_of(map_point)
+        return lonlat is not None and self.query_at(lonlat, add)
+
+    def lonlat_of(self, map_point) -> tuple[float, float] | None:
+        """WGS84 (lon, lat) of a point of the canvas; None (and a message) off the globe."""
         wgs84 = QgsCoordinateReferenceSystem("EPSG:4326")
         transform = QgsCoordinateTransform(self.canvas().mapSettings().destinationCrs(), wgs84, self.project)
         try:
             p = transform.transform(QgsPointXY(map_point))
         except QgsCsException:
             self.message("That point cannot be placed on the globe: click on the embedded area.", Qgis.Warning)
-            return False
-        return self.query_at((p.x(), p.y()), add)
+            return None
+        return p.x(), p.y()
 
     def query_at(self, lonlat, add: bool = False) -> bool:
         """Search for the place at WGS84 ``lonlat`` (added to the reference places when ``add``)."""
@@ -209,7 +227,7 @@ class SimilarPlacesTool(QgsMapTool):
             return False
         refs = [*self.references, ref] if add and self.references else [ref]
         try:
-            self._run(search, refs)
+            self.run_query(search, refs)
         except Loc2VecError as e:
             self.message(f"{e.problem}. {e.fix}.", Qgis.Warning)
             return False
@@ -218,7 +236,7 @@ class SimilarPlacesTool(QgsMapTool):
     def set_k(self, k: int) -> None:
         """Show ``k`` places from now on; the current query is redone."""
         self.k = int(k)
-        self._redo()
+        self.redo()
 
     def set_exclude_radius(self, radius_m: float | None) -> bool:
         """Leave out the cells within ``radius_m`` metres of the places (None: one tile, 0: none); redo the query."""
@@ -231,24 +249,27 @@ class SimilarPlacesTool(QgsMapTool):
                 self.message(f"{e.problem}. {e.fix}.", Qgis.Warning)
                 return False
         self.exclude_radius_m = radius_m
-        return self._redo()
+        return self.redo()
 
-    def _redo(self) -> bool:
+    def redo(self) -> bool:
+        """The current query again (and the scoring, when there is one); False with a message when it fails."""
         search = self.current_search() if self.references else None
         if search is None:
             return False
         try:
-            self._run(search, self.references)
+            self.run_query(search, self.references)
         except Loc2VecError as e:  # e.g. more places asked for than are left beyond the radius
             self.message(f"{e.problem}. {e.fix}.", Qgis.Warning)
             return False
         return True
 
     # ---- query -> layers -----------------------------------------------------------------------
-    def _run(self, search: LayerSearch, refs: list[Reference]) -> None:
+    def run_query(self, search: LayerSearch, refs: list[Reference]) -> None:
+        """Show the places most like ``refs`` (and, with negative examples, the score of every cell)."""
         from loc2vec_engine.search.index import unit_rows
         from loc2vec_engine.search.similar import query_vector
 
+        scoring = self.scoring.compute(search, refs)  # None without examples to score; errors before any change
         es, lonlats = search.es, np.asarray([r.lonlat for r in refs], float)
         k = max(1, min(int(self.k), len(es)))
         if any(r.on_the_fly for r in refs):
@@ -260,18 +281,27 @@ class SimilarPlacesTool(QgsMapTool):
         self.references, self.query_vector, self.result, self.heat = refs, q, result, heat
         self.mask_threshold = None
         self._remove("mask")
-        self._show_heat(search, heat)
+        if scoring is None:
+            self.show_heat(search, heat)
+        else:
+            self.scoring.show(search, scoring)  # the score as the heat map, and its mask
         self._show_result(search, result)
-        self.message(self._summary(refs, result), Qgis.Info)
+        self.scoring.show_negatives()
+        self.message(self.scoring.summary() if scoring else self._summary(refs, result), Qgis.Info)
         self.changed.emit()
 
-    def _show_heat(self, search: LayerSearch, heat: np.ndarray) -> None:
-        pct = percentiles(heat)
+    def show_heat(self, search: LayerSearch, values: np.ndarray, name: str = HEAT_NAME, ramp=HEAT_RAMP) -> None:
+        """The heat map layer: every cell coloured by the rank of its ``values`` (similarity, or a score)."""
+        pct = percentiles(values)
         if search.grid is not None:
-            layer = self._heat_raster(search, pct)
+            if self._tmp is None:
+                self._tmp = Path(tempfile.mkdtemp(prefix="loc2vec-similar-"))
+            self._heat_count += 1  # a new file per click: QGIS may still hold the last
+            layer = heat_raster_layer(self._tmp / f"heat_{self._heat_count}.tif", search.grid, pct,
+                                      search.es.crs_wkt, self.layer.crs(), name, ramp)
         else:
-            layer = points_layer(HEAT_NAME, self.layer.crs(), search.es.xy, [("cell", search.es.cell),
-                                                                             ("score", heat), ("percentile", pct)])
+            layer = points_layer(name, self.layer.crs(), search.es.xy, [("cell", search.es.cell),
+                                                                        ("score", values), ("percentile", pct)])
             layer.setRenderer(heat_points_renderer())
         self._apply_opacity(layer)
         self._replace("heat", layer)
@@ -290,28 +320,6 @@ class SimilarPlacesTool(QgsMapTool):
             layer.renderer().setOpacity(self.heat_opacity)
         else:
             layer.setOpacity(self.heat_opacity)
-
-    def _heat_raster(self, search: LayerSearch, pct: np.ndarray) -> QgsRasterLayer:
-        from osgeo import gdal
-
-        grid = search.grid
-        image = np.full((grid.height, grid.width), -1.0, np.float32)
-        image[grid.rows, grid.cols] = pct
-        if self._tmp is None:
-            self._tmp = Path(tempfile.mkdtemp(prefix="loc2vec-similar-"))
-        self._heat_count += 1
-        path = self._tmp / f"heat_{self._heat_count}.tif"  # a new file per click: QGIS may still hold the last
-        ds = gdal.GetDriverByName("GTiff").Create(str(path), grid.width, grid.height, 1, gdal.GDT_Float32)
-        ds.SetGeoTransform(grid.geotransform)
-        ds.SetProjection(search.es.crs_wkt)
-        band = ds.GetRasterBand(1)
-        band.SetNoDataValue(-1.0)
-        band.WriteArray(image)
-        ds = None  # closes the file
-        layer = QgsRasterLayer(str(path), HEAT_NAME, "gdal")
-        layer.setCrs(self.layer.crs())
-        layer.setRenderer(heat_raster_renderer(layer))
-        return layer
 
     def _show_result(self, search: LayerSearch, result) -> None:
         layer = points_layer(RESULT_NAME, self.layer.crs(), search.es.xy[result.indices], [
@@ -433,6 +441,7 @@ class SimilarPlacesTool(QgsMapTool):
         """Remove the temporary layers and forget the reference places (Esc)."""
         for which in self._layer_ids:
             self._remove(which)
+        self.scoring.clear()  # the negative examples, the score's mask
         self.references, self.query_vector, self.result, self.heat, self.mask_threshold = [], None, None, None, None
         if self._tmp is not None:
             shutil.rmtree(self._tmp, ignore_errors=True)

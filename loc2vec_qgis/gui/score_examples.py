@@ -1,0 +1,241 @@
+"""Scoring from examples in the "Find similar places" map tool: the negative examples (Ctrl-click), the
+engine's score of every cell from them and the clicked places, its mask, and the example set as GeoJSON.
+
+The clicked places (click, Shift-click) are the positive examples. With a negative, or after "Score" with
+positives alone, every query of the tool also scores every cell through the engine
+(``loc2vec_engine.scoring.score_embeddings``: the prototype or, with 5 positive and 5 negative cells, the
+logistic regression, as ``auto`` chooses); the score replaces the similarity as the tool's heat map
+("score heatmap") and the cells at or above the threshold are the "score mask" layer (the engine's
+``threshold_mask``), which follows the threshold in place. The negatives are red crosses ("negative
+examples"). Esc clears all of it with the tool's other layers. No Qt widgets here (``score_view``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from qgis.core import Qgis, QgsCoordinateReferenceSystem, QgsFeature, QgsGeometry
+from qgis.PyQt.QtCore import QObject, pyqtSignal
+
+from loc2vec_engine.errors import Loc2VecError
+
+from .similar_layers import SCORE_RAMP, memory_layer, negatives_renderer, points_layer, score_mask_renderer
+from .similar_search import layer_path
+
+SCORE_HEAT_NAME = "score heatmap"
+SCORE_MASK_NAME = "score mask"
+NEGATIVES_NAME = "negative examples"
+_MASK_FIELDS = [("threshold", None), ("cells", None), ("area_km2", None)]
+
+
+class ExampleScoring(QObject):
+    """The tool's negative examples and its scoring of every cell (``result``: the engine's ScoringResult)."""
+
+    threshold_moved = pyqtSignal()  # the mask follows a new threshold (the panel redraws its line)
+
+    def __init__(self, tool):
+        super().__init__(tool)
+        self.tool = tool
+        self.negatives: list[tuple[float, float]] = []  # WGS84 (lon, lat) of the Ctrl-clicks
+        self.wanted = False  # "Score" chosen: score the positives also without negatives
+        self.result = None  # the engine's ScoringResult of the last query
+        self.mask = None  # the engine's Mask at ``threshold``
+        self.threshold: float | None = None
+        self._ids = {"mask": None, "negatives": None}
+
+    @property
+    def active(self) -> bool:
+        """Whether the tool's queries score the examples: a negative was given, or "Score" was chosen."""
+        return bool(self.negatives) or self.wanted
+
+    @property
+    def positives(self) -> list[tuple[float, float]]:
+        return [tuple(r.lonlat) for r in self.tool.references]
+
+    # ---- actions (one engine call each) -----------------------------------------------------------
+    def add_negative(self, lonlat) -> bool:
+        """A negative example at WGS84 ``lonlat`` (Ctrl-click): scored with the clicked places, if any."""
+        from loc2vec_engine.search.similar import query_cells
+
+        search = self.tool.current_search()
+        if search is None:
+            return False
+        try:
+            query_cells(search.es, [lonlat])  # inside the embedded area, or a message
+        except Loc2VecError as e:
+            self.tool.message(f"{e.problem}. {e.fix}.", Qgis.Warning)
+            return False
+        self.negatives.append((float(lonlat[0]), float(lonlat[1])))
+        if not self.tool.references:
+            self.show_negatives()
+            self.tool.message(f"{len(self.negatives)} negative example{'s' if len(self.negatives) > 1 else ''}: "
+                              "now click a place like the ones to find, and every cell is scored.", Qgis.Info)
+            self.tool.changed.emit()
+            return True
+        if self.tool.redo():
+            return True
+        self.negatives.pop()  # refused (e.g. in the cell of a positive): the message says why
+        return False
+
+    def score_now(self) -> bool:
+        """Score every cell from the clicked places (and the negatives, if any): the panel's "Score"."""
+        if not self.tool.references:
+            self.tool.message("Click a place like the ones to find first (Ctrl-click places unlike them).",
+                              Qgis.Warning)
+            return False
+        self.wanted = True
+        if self.tool.redo():
+            return True
+        self.wanted = False
+        return False
+
+    def compute(self, search, refs):
+        """The engine's scoring of every cell from ``refs`` and the negatives; None when not scoring.
+
+        A ``Loc2VecError`` (a negative in the cell of a positive, too few examples, ...) comes before
+        anything is shown, so the tool keeps what it shows."""
+        if not self.active or not refs:
+            return None
+        from loc2vec_engine.scoring import score_embeddings
+
+        return score_embeddings(search.es, [tuple(r.lonlat) for r in refs], self.negatives)
+
+    def set_threshold(self, threshold: float) -> None:
+        """The mask at ``threshold``: the engine's dissolved cells, put into the mask layer in place."""
+        if self.result is None:
+            return
+        from loc2vec_engine.scoring.mask import threshold_mask
+
+        self.mask = threshold_mask(self.result.layout, self.result.scores.values, float(threshold))
+        self.threshold = float(threshold)
+        layer = self.layer_of("mask")
+        if layer is not None:
+            self._fill_mask(layer)
+            layer.triggerRepaint()
+        self.threshold_moved.emit()
+
+    def save(self, path) -> Path:
+        """The clicked places and the negatives as a GeoJSON FeatureCollection (WGS84, property ``example``)."""
+        from loc2vec_engine.scoring import write_examples_geojson
+
+        name = layer_path(self.tool.layer).name if self.tool.layer is not None else ""
+        return write_examples_geojson(path, self.positives, self.negatives, embeddings=name)
+
+    def load(self, path) -> bool:
+        """The examples of a GeoJSON file become the clicked places and the negatives, and are scored."""
+        from loc2vec_engine.scoring import read_examples_geojson
+        from loc2vec_engine.search.similar import query_cells
+
+        tool = self.tool
+        search = tool.current_search()
+        if search is None:
+            return False
+        try:
+            examples = read_examples_geojson(path)
+            if examples.negatives:
+                query_cells(search.es, examples.negatives)  # inside this layer's area
+            refs = [search.reference(p) for p in examples.positives]
+        except Loc2VecError as e:
+            tool.message(f"{e.problem}. {e.fix}.", Qgis.Warning)
+            return False
+        tool.clear(quiet=True)
+        self.negatives, self.wanted = list(examples.negatives), True
+        if not refs:  # negatives alone: they wait for a click on a place like the ones to find
+            self.show_negatives()
+            tool.message(f"Loaded {len(self.negatives)} negative examples and no positive: click a place like the "
+                         "ones to find, and every cell is scored.", Qgis.Info)
+            tool.changed.emit()
+            return True
+        try:
+            tool.run_query(search, refs)
+        except Loc2VecError as e:
+            tool.message(f"{e.problem}. {e.fix}.", Qgis.Warning)
+            self.show_negatives()
+            return False
+        return True
+
+    # ---- layers ----------------------------------------------------------------------------------
+    def show(self, search, result) -> None:
+        """``result``'s scores as the tool's heat map and its mask at the method's default threshold."""
+        self.result, self.mask, self.threshold = result, result.mask, float(result.scores.threshold)
+        self.tool.show_heat(search, result.scores.values, SCORE_HEAT_NAME, SCORE_RAMP)
+        layer = memory_layer("Polygon", SCORE_MASK_NAME, self.tool.layer.crs(), _MASK_FIELDS)
+        self._fill_mask(layer)
+        layer.setRenderer(score_mask_renderer())
+        self._replace("mask", layer)
+
+    def show_negatives(self) -> None:
+        """The negative examples as red crosses (WGS84 points), over the tool's other layers."""
+        self._remove("negatives")
+        if self.negatives:
+            order = [("negative", np.arange(1, len(self.negatives) + 1))]
+            layer = points_layer(NEGATIVES_NAME, QgsCoordinateReferenceSystem("EPSG:4326"),
+                                 np.asarray(self.negatives, float), order)
+            layer.setRenderer(negatives_renderer())
+            self._replace("negatives", layer)
+
+    def _fill_mask(self, layer) -> None:
+        """The layer's features become the mask's polygons (one per group of edge-connected cells, each with
+        its cells and km²). Separate polygons draw 2-3 times faster than one MultiPolygon when QGIS
+        reprojects them to the canvas (benchmarks/score_slider.py)."""
+        mask, provider = self.mask, layer.dataProvider()
+        provider.truncate()
+        if mask.geometry is not None:
+            whole = QgsGeometry()
+            whole.fromWkb(mask.geometry.ExportToIsoWkb())
+            cell_m2 = self.result.layout.stride ** 2
+            fields, feats = layer.fields(), []
+            for part in whole.asGeometryCollection():
+                f = QgsFeature(fields)
+                f.setGeometry(part)
+                area = part.area()
+                f.setAttributes([mask.threshold, round(area / cell_m2), area / 1e6])
+                feats.append(f)
+            provider.addFeatures(feats)
+        layer.updateExtents()
+
+    def layer_of(self, which: str):
+        """The current "mask" or "negatives" layer (None when absent or removed by the user)."""
+        layer_id = self._ids.get(which)
+        return self.tool.project.mapLayer(layer_id) if layer_id else None
+
+    def clear(self) -> None:
+        """Forget the negatives and the scoring, and remove their layers (the tool redraws the canvas)."""
+        for which in self._ids:
+            self._remove(which)
+        self.negatives, self.wanted, self.result, self.mask, self.threshold = [], False, None, None, None
+
+    def _replace(self, which: str, layer) -> None:
+        self._remove(which)
+        self.tool.project.addMapLayer(layer)
+        self._ids[which] = layer.id()
+
+    def _remove(self, which: str) -> None:
+        layer = self.layer_of(which)
+        if layer is not None:
+            self.tool.project.removeMapLayer(layer.id())
+        self._ids[which] = None
+
+    # ---- words -----------------------------------------------------------------------------------
+    def summary(self) -> str:
+        """One line for the message bar: what was scored, how, and how much is above the threshold."""
+        r = self.result
+        s, m = r.scores, self.mask
+        held = f", held-out ROC AUC {s.heldout_auc:.3f}" if s.heldout_auc is not None else ""
+        return (f"Scored {len(r.es):,} cells from {len(r.positives)} positive and {len(r.negatives)} negative "
+                f"cells: {s.method}{held}; {m.cells:,} cells ({m.area_km2:.3g} km²) at or above {m.threshold:.4g}.")
+
+    def method_text(self) -> str:
+        """The method, why, and how it held out (the panel shows it)."""
+        s = self.result.scores
+        held = (f"held-out ROC AUC {s.heldout_auc:.3f} ({s.heldout_how})" if s.heldout_auc is not None
+                else f"held out: {s.heldout_how}")
+        how = s.describe()
+        how = how if how.startswith(s.method) else f"{s.method} — {how}"
+        return f"Method: {how} ({s.why}). {held[:1].upper()}{held[1:]}."
+
+    def mask_text(self) -> str:
+        m = self.mask
+        return f"{m.cells:,} cells, {m.area_km2:,.3g} km² with a score ≥ {m.threshold:.4g}"
+
