@@ -6,6 +6,7 @@ renames them all at the end (``atomic_output``), so a failure leaves none of the
 from __future__ import annotations
 
 import struct
+from pathlib import Path
 
 import numpy as np
 
@@ -67,7 +68,15 @@ def write_gpkg(tmp, es, result) -> None:
         lyr.CreateFeature(f)
     lyr.CommitTransaction()
 
-    mask = result.mask
+    write_mask_layer(ds, srs, result.mask, result.scores.method, meta)
+    lyr = None  # layers before their dataset (GDAL's Python bindings)
+    ds = None
+
+
+def write_mask_layer(ds, srs, mask, method: str, meta: dict) -> None:
+    """Layer ``mask`` of the OGR dataset ``ds``: one MultiPolygon of the cells at or above the threshold."""
+    from osgeo import ogr
+
     mlyr = ds.CreateLayer(MASK_LAYER, srs, ogr.wkbMultiPolygon, ["GEOMETRY_NAME=geom", "FID=fid"])
     for name, kind in (("threshold", ogr.OFTReal), ("cells", ogr.OFTInteger64), ("area_km2", ogr.OFTReal),
                        ("method", ogr.OFTString)):
@@ -79,10 +88,31 @@ def write_gpkg(tmp, es, result) -> None:
         f.SetField("threshold", float(mask.threshold))
         f.SetField("cells", int(mask.cells))
         f.SetField("area_km2", float(mask.area_km2))
-        f.SetField("method", result.scores.method)
+        f.SetField("method", method)
         mlyr.CreateFeature(f)
-    lyr = mlyr = None  # layers before their dataset (GDAL's Python bindings)
-    ds = None
+    mlyr = None
+
+
+def write_mask_gpkg(path, es, result, threshold: float):
+    """A GeoPackage with the layer ``mask`` of ``result`` at ``threshold`` (traced now), written whole or not
+    at all; its path. The map tool's "Save mask…": the live mask there is only drawn, not traced."""
+    from osgeo import ogr, osr
+
+    from ..atomic import atomic_output
+    from .mask import threshold_mask
+
+    ogr.UseExceptions()
+    mask = threshold_mask(result.layout, result.scores.values, float(threshold))
+    meta = {**summary_meta(es, result), "threshold": f"{mask.threshold:.6g}", "threshold_why": "chosen by the user",
+            "cells_above": str(mask.cells), "area_km2": f"{mask.area_km2:.6g}"}
+    with atomic_output(path, suffix=".part.gpkg") as tmp:
+        srs = osr.SpatialReference()
+        srs.ImportFromWkt(es.crs_wkt)
+        srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+        ds = ogr.GetDriverByName("GPKG").CreateDataSource(str(tmp))
+        write_mask_layer(ds, srs, mask, result.scores.method, meta)
+        ds = None
+    return Path(path)
 
 
 def write_raster(tmp, es, result) -> None:

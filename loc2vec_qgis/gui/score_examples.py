@@ -5,9 +5,13 @@ The clicked places (click, Shift-click) are the positive examples. With a negati
 positives alone, every query of the tool also scores every cell through the engine
 (``loc2vec_engine.scoring.score_embeddings``: the prototype or, with 5 positive and 5 negative cells, the
 logistic regression, as ``auto`` chooses); the score replaces the similarity as the tool's heat map
-("score heatmap") and the cells at or above the threshold are the "score mask" layer (the engine's
-``threshold_mask``), which follows the threshold in place. The negatives are red crosses ("negative
-examples"). Esc clears all of it with the tool's other layers. No Qt widgets here (``score_view``).
+("score heatmap") and the cells at or above the threshold are the "score mask" layer, which follows the
+threshold live. That layer is a raster of each cell's score rank (the engine's ``ScoreOrder``) whose
+renderer turns purple at the threshold's cut: moving the threshold changes a renderer and traces nothing,
+so it keeps up with a slider over 100k cells (benchmarks/score_slider.py; tracing the polygons with GDAL
+at every position took up to 0.8 s there). "Save mask…" traces the polygons at the threshold then (the
+engine's ``write_mask_gpkg``) and adds the GeoPackage to the project. The negatives are red crosses
+("negative examples"). Esc clears all of it with the tool's other layers. No Qt widgets here (``score_view``).
 """
 
 from __future__ import annotations
@@ -15,18 +19,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from qgis.core import Qgis, QgsCoordinateReferenceSystem, QgsFeature, QgsGeometry
+from qgis.core import Qgis, QgsCoordinateReferenceSystem, QgsVectorLayer
 from qgis.PyQt.QtCore import QObject, pyqtSignal
 
 from loc2vec_engine.errors import Loc2VecError
 
-from .similar_layers import SCORE_RAMP, memory_layer, negatives_renderer, points_layer, score_mask_renderer
+from .similar_layers import SCORE_RAMP, negatives_renderer, points_layer, rank_cut_renderer, rank_raster_layer
 from .similar_search import layer_path
 
 SCORE_HEAT_NAME = "score heatmap"
 SCORE_MASK_NAME = "score mask"
 NEGATIVES_NAME = "negative examples"
-_MASK_FIELDS = [("threshold", None), ("cells", None), ("area_km2", None)]
 
 
 class ExampleScoring(QObject):
@@ -40,7 +43,8 @@ class ExampleScoring(QObject):
         self.negatives: list[tuple[float, float]] = []  # WGS84 (lon, lat) of the Ctrl-clicks
         self.wanted = False  # "Score" chosen: score the positives also without negatives
         self.result = None  # the engine's ScoringResult of the last query
-        self.mask = None  # the engine's Mask at ``threshold``
+        self.mask = None  # the engine's Mask at ``threshold`` (counted, not traced: ``save_mask`` traces it)
+        self.order = None  # the engine's ScoreOrder of ``result``'s scores: a threshold is a cut in it
         self.threshold: float | None = None
         self._ids = {"mask": None, "negatives": None}
 
@@ -102,18 +106,31 @@ class ExampleScoring(QObject):
         return score_embeddings(search.es, [tuple(r.lonlat) for r in refs], self.negatives)
 
     def set_threshold(self, threshold: float) -> None:
-        """The mask at ``threshold``: the engine's dissolved cells, put into the mask layer in place."""
+        """The mask at ``threshold``: the mask layer's renderer cut there (the same layer, redrawn)."""
         if self.result is None:
             return
-        from loc2vec_engine.scoring.mask import threshold_mask
-
-        self.mask = threshold_mask(self.result.layout, self.result.scores.values, float(threshold))
+        self.mask = self.order.mask(self.result.layout, float(threshold))
         self.threshold = float(threshold)
         layer = self.layer_of("mask")
         if layer is not None:
-            self._fill_mask(layer)
+            self._cut(layer)
             layer.triggerRepaint()
         self.threshold_moved.emit()
+
+    def save_mask(self, path) -> Path:
+        """The mask at the current threshold traced into polygons, written to ``path`` (GeoPackage, layer
+        ``mask``: one MultiPolygon with its cells and km²) and added to the project; a ``Loc2VecError`` when
+        there is no scoring or the file cannot be written (nothing is left behind then)."""
+        from loc2vec_engine.scoring import write_mask_gpkg
+
+        if self.result is None:
+            raise Loc2VecError("there is no score mask to save",
+                               "click a place like the ones to find and Ctrl-click one unlike them (or press Score)")
+        written = write_mask_gpkg(path, self.result.es, self.result, self.threshold)
+        layer = QgsVectorLayer(f"{written}|layername=mask", written.stem, "ogr")
+        if layer.isValid():
+            self.tool.project.addMapLayer(layer)
+        return written
 
     def save(self, path) -> Path:
         """The clicked places and the negatives as a GeoJSON FeatureCollection (WGS84, property ``example``)."""
@@ -158,11 +175,16 @@ class ExampleScoring(QObject):
     # ---- layers ----------------------------------------------------------------------------------
     def show(self, search, result) -> None:
         """``result``'s scores as the tool's heat map and its mask at the method's default threshold."""
-        self.result, self.mask, self.threshold = result, result.mask, float(result.scores.threshold)
+        from loc2vec_engine.scoring.mask import ScoreOrder, rank_plane
+
+        self.result, self.threshold = result, float(result.scores.threshold)
+        self.order = ScoreOrder(result.scores.values)
+        self.mask = self.order.mask(result.layout, self.threshold)
         self.tool.show_heat(search, result.scores.values, SCORE_HEAT_NAME, SCORE_RAMP)
-        layer = memory_layer("Polygon", SCORE_MASK_NAME, self.tool.layer.crs(), _MASK_FIELDS)
-        self._fill_mask(layer)
-        layer.setRenderer(score_mask_renderer())
+        layer = rank_raster_layer(self.tool.scratch_path("score_mask", ".tif"), result.layout,
+                                  rank_plane(result.layout, self.order), search.es.crs_wkt, self.tool.layer.crs(),
+                                  SCORE_MASK_NAME, self.tool.canvas().mapSettings().destinationCrs())
+        self._cut(layer)
         self._replace("mask", layer)
 
     def show_negatives(self) -> None:
@@ -175,25 +197,9 @@ class ExampleScoring(QObject):
             layer.setRenderer(negatives_renderer())
             self._replace("negatives", layer)
 
-    def _fill_mask(self, layer) -> None:
-        """The layer's features become the mask's polygons (one per group of edge-connected cells, each with
-        its cells and km²). Separate polygons draw 2-3 times faster than one MultiPolygon when QGIS
-        reprojects them to the canvas (benchmarks/score_slider.py)."""
-        mask, provider = self.mask, layer.dataProvider()
-        provider.truncate()
-        if mask.geometry is not None:
-            whole = QgsGeometry()
-            whole.fromWkb(mask.geometry.ExportToIsoWkb())
-            cell_m2 = self.result.layout.stride ** 2
-            fields, feats = layer.fields(), []
-            for part in whole.asGeometryCollection():
-                f = QgsFeature(fields)
-                f.setGeometry(part)
-                area = part.area()
-                f.setAttributes([mask.threshold, round(area / cell_m2), area / 1e6])
-                feats.append(f)
-            provider.addFeatures(feats)
-        layer.updateExtents()
+    def _cut(self, layer) -> None:
+        """The mask layer's colours cut at the current threshold: purple at and above it, clear below."""
+        layer.setRenderer(rank_cut_renderer(layer, self.order.cut(self.threshold), len(self.order), self.threshold))
 
     def layer_of(self, which: str):
         """The current "mask" or "negatives" layer (None when absent or removed by the user)."""
@@ -205,6 +211,7 @@ class ExampleScoring(QObject):
         for which in self._ids:
             self._remove(which)
         self.negatives, self.wanted, self.result, self.mask, self.threshold = [], False, None, None, None
+        self.order = None
 
     def _replace(self, which: str, layer) -> None:
         self._remove(which)
@@ -212,9 +219,7 @@ class ExampleScoring(QObject):
         self._ids[which] = layer.id()
 
     def _remove(self, which: str) -> None:
-        layer = self.layer_of(which)
-        if layer is not None:
-            self.tool.project.removeMapLayer(layer.id())
+        self.tool.drop_layer(self.layer_of(which))  # and its scratch raster
         self._ids[which] = None
 
     # ---- words -----------------------------------------------------------------------------------

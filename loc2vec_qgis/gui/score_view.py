@@ -2,9 +2,10 @@
 
 A histogram of the scores (pyqtgraph when it imports, else a plain QPainter one) with the threshold
 drawn and the examples' scores as ticks; a threshold slider that moves the "score mask" layer live (the
-engine's mask of the cells at or above it); the cells and km² above it; the method and its held-out
-figure; "Score" (score the clicked places without negatives), "Save examples…" and "Load examples…"
-(a GeoJSON FeatureCollection of WGS84 points with the property ``example``: positive / negative).
+cells at or above it); the cells and km² above it; the method and its held-out figure; "Score" (score the
+clicked places without negatives), "Save mask…" (the mask at the threshold as polygons, GeoPackage),
+"Save examples…" and "Load examples…" (a GeoJSON FeatureCollection of WGS84 points with the property
+``example``: positive / negative).
 """
 
 from __future__ import annotations
@@ -58,11 +59,15 @@ class ScoreView(QWidget):
         self.score_button = QPushButton("Score")
         self.score_button.setToolTip("Score every cell from the clicked places (and the negative examples).")
         self.score_button.clicked.connect(self.scoring.score_now)
+        self.mask_button = QPushButton("Save mask…")
+        self.mask_button.setToolTip("Write the cells at or above the threshold as polygons (GeoPackage) and add them "
+                                    "to the project.")
+        self.mask_button.clicked.connect(self.ask_and_save_mask)
         self.save_button = QPushButton("Save examples…")
         self.save_button.clicked.connect(self.ask_and_save)
         self.load_button = QPushButton("Load examples…")
         self.load_button.clicked.connect(self.ask_and_load)
-        for i, b in enumerate((self.score_button, self.save_button, self.load_button)):
+        for i, b in enumerate((self.score_button, self.mask_button, self.save_button, self.load_button)):
             buttons.addWidget(b, i // 2, i % 2)
         box.addLayout(buttons)
         tool.changed.connect(self.refresh)
@@ -75,6 +80,7 @@ class ScoreView(QWidget):
         self.score_button.setEnabled(bool(self.tool.references))
         self.save_button.setEnabled(bool(self.tool.references or scoring.negatives))
         self.slider.setEnabled(result is not None)
+        self.mask_button.setEnabled(result is not None)
         if result is None:
             self.histogram.clear()
             n = len(scoring.negatives)
@@ -121,6 +127,20 @@ class ScoreView(QWidget):
             return False
         self.tool.message(f"Examples saved to {written}.", Qgis.Success)
         return True
+
+    def save_mask(self, path) -> bool:
+        try:
+            written = self.scoring.save_mask(path)
+        except Loc2VecError as e:
+            self.tool.message(f"{e.problem}. {e.fix}.", Qgis.Warning)
+            return False
+        self.tool.message(f"Score mask ({self.scoring.mask_text()}) saved to {written}.", Qgis.Success)
+        return True
+
+    def ask_and_save_mask(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Save the score mask", "score_mask.gpkg", "GeoPackage (*.gpkg)")
+        if path:
+            self.save_mask(path if path.lower().endswith(".gpkg") else path + ".gpkg")
 
     def ask_and_save(self) -> None:
         path, _ = QFileDialog.getSaveFileName(self, "Save example places", "examples.geojson", FILTER)

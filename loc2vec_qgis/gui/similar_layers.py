@@ -11,6 +11,7 @@ import math
 import numpy as np
 from qgis.core import (
     QgsColorRampShader,
+    QgsCoordinateReferenceSystem,
     QgsFeature,
     QgsFeatureRequest,
     QgsField,
@@ -139,10 +140,62 @@ def negatives_renderer() -> QgsSingleSymbolRenderer:
         "outline_width": "0.4", "angle": "45"}))
 
 
-def score_mask_renderer() -> QgsSingleSymbolRenderer:
-    """The cells at or above the score threshold: purple as the similar mask, without an outline (an outline
-    costs more to draw than the fill, over 100k cells too much for a slider that moves the mask live)."""
-    return QgsSingleSymbolRenderer(QgsFillSymbol.createSimple({"color": "106,61,154,150", "outline_style": "no"}))
+MASK_COLOUR = QColor(106, 61, 154, 150)  # the similar mask's purple, see-through
+
+
+def rank_raster_layer(path, layout, rank_plane: np.ndarray, crs_wkt: str, crs, name: str,
+                      draw_crs=None) -> QgsRasterLayer:
+    """The score mask as a raster at ``path`` (int32 GeoTIFF of each cell's score rank, -1 where there is no
+    cell), loaded as the layer ``name``; colour it with ``rank_cut_renderer``.
+
+    On the embedding grid in ``crs``, unless ``draw_crs`` (the canvas's) is another CRS: then it is warped to
+    that CRS once, here (nearest neighbour, so every pixel still holds one cell's exact rank), because QGIS
+    would otherwise reproject it on every redraw the slider asks for: 97 ms per draw in EPSG:3857 against
+    30 ms in the grid's CRS at 100k cells (benchmarks/score_slider.py). Should the canvas CRS change later,
+    QGIS reprojects it as any layer, only more slowly."""
+    from osgeo import gdal
+
+    mem = gdal.GetDriverByName("MEM").Create("", layout.cols, layout.rows, 1, gdal.GDT_Int32)
+    mem.SetGeoTransform(layout.geotransform)
+    mem.SetProjection(crs_wkt)
+    band = mem.GetRasterBand(1)
+    band.SetNoDataValue(-1)
+    band.WriteArray(rank_plane)
+    band = None
+    if draw_crs is not None and draw_crs.isValid() and draw_crs != crs:
+        dst = draw_crs.toWkt(QgsCoordinateReferenceSystem.WKT_PREFERRED_GDAL)
+        # Half GDAL's suggested pixel size, so that every cell holds at least one pixel centre (no cell is
+        # lost in the warp), and the transform approximated to 0.001 pixel, so each pixel takes the cell under
+        # its centre but for 1 in about 4,000 that lie that close to an edge (GDAL's default, 0.125, misplaces
+        # 1 in 17; the exact transform costs 0.2 s more at 100k cells).
+        suggested = gdal.Warp("", mem, format="VRT", dstSRS=dst).GetGeoTransform()
+        ds = gdal.Warp(str(path), mem, format="GTiff", resampleAlg="near", srcNodata=-1, dstNodata=-1, dstSRS=dst,
+                       xRes=suggested[1] / 2, yRes=abs(suggested[5]) / 2, errorThreshold=0.001)
+        crs = draw_crs
+    else:
+        ds = gdal.GetDriverByName("GTiff").CreateCopy(str(path), mem)
+    ds = mem = None  # closes the file
+    layer = QgsRasterLayer(str(path), name, "gdal")
+    layer.setCrs(crs)
+    return layer
+
+
+def rank_cut_renderer(layer: QgsRasterLayer, cut: int, cells: int, threshold: float) -> QgsSingleBandPseudoColorRenderer:
+    """Ranks at or above ``cut`` purple, the others clear: the cells scoring at or above ``threshold``.
+
+    The mask follows the threshold by changing this renderer alone (no polygons traced, no file written):
+    the ranks are integers, so the cut at ``cut - 0.5`` is exact, ties included (the engine's ScoreOrder)."""
+    ramp = QgsColorRampShader(-1.0, float(cells))
+    ramp.setColorRampType(QgsColorRampShader.Discrete)
+    ramp.setColorRampItemList([
+        QgsColorRampShader.ColorRampItem(cut - 0.5, QColor(0, 0, 0, 0), f"score < {threshold:.4g}"),
+        QgsColorRampShader.ColorRampItem(float(cells), MASK_COLOUR, f"score ≥ {threshold:.4g}")])
+    shader = QgsRasterShader(-1.0, float(cells))
+    shader.setRasterShaderFunction(ramp)
+    renderer = QgsSingleBandPseudoColorRenderer(layer.dataProvider(), 1, shader)
+    renderer.setClassificationMin(-1.0)
+    renderer.setClassificationMax(float(cells))
+    return renderer
 
 
 def label_ranks(layer: QgsVectorLayer) -> None:

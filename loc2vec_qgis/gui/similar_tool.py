@@ -294,10 +294,7 @@ class SimilarPlacesTool(QgsMapTool):
         """The heat map layer: every cell coloured by the rank of its ``values`` (similarity, or a score)."""
         pct = percentiles(values)
         if search.grid is not None:
-            if self._tmp is None:
-                self._tmp = Path(tempfile.mkdtemp(prefix="loc2vec-similar-"))
-            self._heat_count += 1  # a new file per click: QGIS may still hold the last
-            layer = heat_raster_layer(self._tmp / f"heat_{self._heat_count}.tif", search.grid, pct,
+            layer = heat_raster_layer(self.scratch_path("heat", ".tif"), search.grid, pct,
                                       search.es.crs_wkt, self.layer.crs(), name, ramp)
         else:
             layer = points_layer(name, self.layer.crs(), search.es.xy, [("cell", search.es.cell),
@@ -305,6 +302,14 @@ class SimilarPlacesTool(QgsMapTool):
             layer.setRenderer(heat_points_renderer())
         self._apply_opacity(layer)
         self._replace("heat", layer)
+
+    def scratch_path(self, stem: str, suffix: str) -> Path:
+        """A new file name in the tool's temporary folder (removed with its layer, and on Esc): a new one per
+        query, as QGIS may still hold the last."""
+        if self._tmp is None:
+            self._tmp = Path(tempfile.mkdtemp(prefix="loc2vec-similar-"))
+        self._heat_count += 1
+        return self._tmp / f"{stem}_{self._heat_count}{suffix}"
 
     def set_heat_opacity(self, opacity: float) -> None:
         """Draw the heat map at ``opacity`` (0..1, or a percentage above 1) from now on, the current one too."""
@@ -457,11 +462,15 @@ class SimilarPlacesTool(QgsMapTool):
         self._layer_ids[which] = layer.id()
 
     def _remove(self, which: str) -> None:
-        layer = self.layer_of(which)
-        source = layer.source() if isinstance(layer, QgsRasterLayer) else None
-        if layer is not None:
-            self.project.removeMapLayer(layer.id())
+        self.drop_layer(self.layer_of(which))
         self._layer_ids[which] = None
+
+    def drop_layer(self, layer) -> None:
+        """Remove ``layer`` (if any) from the project, and its file when it is one of the tool's scratch rasters."""
+        if layer is None:
+            return
+        source = layer.source() if isinstance(layer, QgsRasterLayer) else None
+        self.project.removeMapLayer(layer.id())
         if source and self._tmp is not None and Path(source).parent == self._tmp:
             Path(source).unlink(missing_ok=True)
 

@@ -306,3 +306,40 @@ def test_summary_is_recorded_in_the_layers(grid, tmp_path):
     assert lyr.GetMetadataItem("method") == "prototype"
     assert float(lyr.GetMetadataItem("threshold")) == pytest.approx(res.scores.threshold, rel=1e-5)
     assert json.loads(json.dumps(lyr.GetMetadata()))["attribution"] == ATTRIBUTION
+
+
+def test_a_cut_in_the_score_order_is_the_same_mask_as_the_threshold(grid):
+    """The map tool's live slider: a cut in the ranks equals ``scores >= t``, ties and the ends included."""
+    from loc2vec_engine.scoring.mask import ScoreOrder, rank_plane, threshold_mask
+
+    _, es, kind = grid
+    res = score_embeddings(es, [lonlat(es, r) for r in rows_of(es, kind, 3, seed=12)])
+    values = np.round(res.scores.values, 2)  # rounded: many cells tie at each threshold
+    order = ScoreOrder(values)
+    plane = rank_plane(res.layout, order)
+    assert (plane == -1).sum() == res.layout.rows * res.layout.cols - len(values)
+    assert sorted(plane[plane >= 0].tolist()) == list(range(len(values)))
+    for t in (values.min() - 1, values.min(), *np.unique(values)[::7], values.max(), values.max() + 1):
+        above = order.rank >= order.cut(t)
+        assert np.array_equal(above, values >= t)
+        assert order.mask(res.layout, t).cells == threshold_mask(res.layout, values, t).cells == above.sum()
+        assert np.array_equal(plane >= order.cut(t), res.layout.plane(values >= t, False, bool))
+
+
+def test_a_saved_mask_is_traced_at_the_chosen_threshold(grid, tmp_path):
+    from osgeo import ogr
+
+    from loc2vec_engine.scoring import write_mask_gpkg
+
+    _, es, kind = grid
+    res = score_embeddings(es, [lonlat(es, r) for r in rows_of(es, kind, 3, seed=13)])
+    t = float(np.quantile(res.scores.values, 0.6))
+    out = write_mask_gpkg(tmp_path / "m.gpkg", es, res, t)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.gpkg"]
+    ds = ogr.Open(str(out))
+    lyr = ds.GetLayerByName("mask")
+    f = lyr.GetNextFeature()
+    n = int((res.scores.values >= t).sum())
+    assert f["cells"] == n and f.GetGeometryRef().GetArea() == pytest.approx(n * STRIDE ** 2)
+    assert lyr.GetMetadataItem("threshold_why") == "chosen by the user"
+    assert lyr.GetMetadataItem("attribution") == ATTRIBUTION

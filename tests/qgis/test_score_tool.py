@@ -45,10 +45,44 @@ def press(canvas, tool, lonlat, modifiers=Qt.NoModifier):
     return p.x(), p.y()
 
 
-def mask_size(mask):
-    """(cells, m²) of the mask layer: the sum over its polygons (the cells field, and the geometry)."""
-    feats = list(mask.getFeatures())
-    return sum(f["cells"] for f in feats), sum(f.geometry().area() for f in feats)
+def mask_ranks(mask) -> np.ndarray:
+    """(height, width) int32 ranks in the mask layer's raster (-1: no cell)."""
+    from osgeo import gdal
+
+    return gdal.Open(mask.source()).ReadAsArray()
+
+
+def drawn_cells(mask, order) -> np.ndarray:
+    """(N,) bool, per cell: drawn purple when QGIS renders the mask layer at one pixel per raster pixel.
+
+    Also checks that a cell is drawn in all of its pixels or none (the renderer colours by rank alone)."""
+    from qgis.core import QgsMapRendererSequentialJob, QgsMapSettings
+    from qgis.PyQt.QtCore import QSize
+    from qgis.PyQt.QtGui import QColor
+
+    from .test_similar_picture import pixels
+
+    settings = QgsMapSettings()
+    settings.setLayers([mask])
+    settings.setDestinationCrs(mask.crs())
+    settings.setExtent(mask.extent())
+    settings.setOutputSize(QSize(mask.width(), mask.height()))
+    settings.setBackgroundColor(QColor("white"))
+    job = QgsMapRendererSequentialJob(settings)
+    job.start()
+    job.waitForFinished()
+    rgb = pixels(job.renderedImage())
+    purple = (rgb[..., 0] < 250) | (rgb[..., 1] < 250)  # the purple over white; clear pixels stay white
+    ranks = mask_ranks(mask)
+    assert purple.shape == ranks.shape
+    drawn = np.unique(ranks[purple])
+    assert (drawn >= 0).all() and not np.isin(ranks[~purple], drawn).any()
+    return np.isin(order.rank, drawn)
+
+
+def mask_size(mask, order) -> int:
+    """The cells the mask draws."""
+    return int(drawn_cells(mask, order).sum())
 
 
 def shown_layers():
@@ -87,11 +121,11 @@ def test_ctrl_click_adds_a_negative_and_every_cell_is_scored(bridged, tool, es, 
     image = gdal.Open(heat.source()).ReadAsArray()
     assert np.allclose(np.sort(image[image >= 0]), np.sort(pct))
     mask = tool.scoring.layer_of("mask")
-    stride = es.meta["stride_m"]
-    cells, area = mask_size(mask)
+    order = tool.scoring.order
+    cells = mask_size(mask, order)
     assert cells == int((values >= tool.scoring.threshold).sum()) == expected.mask.cells
-    assert area == pytest.approx(cells * stride ** 2)
-    assert mask.featureCount() == expected.mask.geometry.GetGeometryCount()  # a feature per group of cells
+    # Drawn where the engine's traced mask is: the same cells.
+    assert np.array_equal(drawn_cells(mask, order), values >= tool.scoring.threshold)
     assert shown_layers() == {RESULT_NAME, CLICK_NAME, SCORE_HEAT_NAME, SCORE_MASK_NAME, NEGATIVES_NAME}
     # The negative is a red cross on the map, drawn over the heat map; the positive keeps its black star.
     negatives = tool.scoring.layer_of("negatives")
@@ -128,17 +162,98 @@ def test_the_slider_moves_the_threshold_and_the_mask_follows(tool, canvas, es, p
         view.slider.setValue(position)  # live: every position moves the mask
         t = view.threshold_at(position)
         assert tool.scoring.threshold == pytest.approx(t) and view.histogram.threshold == pytest.approx(t)
-        assert tool.scoring.layer_of("mask") is mask  # the same layer, its features changed in place
+        assert tool.scoring.layer_of("mask") is mask  # the same layer, redrawn with the new cut
         cells = int((values >= t).sum())
-        assert mask_size(mask) == (cells, pytest.approx(cells * stride ** 2))
-        assert sum(f["area_km2"] for f in mask.getFeatures()) == pytest.approx(cells * stride ** 2 / 1e6)
-        assert all(f["threshold"] == pytest.approx(t) for f in mask.getFeatures())
+        assert np.array_equal(drawn_cells(mask, tool.scoring.order), values >= t)
+        assert tool.scoring.mask.cells == cells and tool.scoring.mask.area_km2 == pytest.approx(cells * stride ** 2 / 1e6)
         assert f"{cells:,} cells" in view.threshold_label.text()
-        areas.append(mask_size(mask)[1])
+        areas.append(tool.scoring.mask.area_km2)
     assert areas[0] > areas[1] > areas[2] > 0
     view.slider.setValue(1000)  # the highest score: its cell alone
-    assert mask_size(mask)[0] == int((values >= values.max()).sum())
+    assert mask_size(mask, tool.scoring.order) == int((values >= values.max()).sum())
     panel.deleteLater()
+
+
+def test_ties_at_the_threshold_are_all_in_the_mask(tool, canvas, es, places):
+    """Cells of equal score fall on the same side of any threshold, as in the engine's ``scores >= t``."""
+    pos, _, neg = places
+    press(canvas, tool, es.lonlat()[pos])
+    press(canvas, tool, es.lonlat()[neg], Qt.ControlModifier)
+    result = tool.scoring.result
+    values = result.scores.values
+    values[:] = np.round(values, 1)  # a handful of distinct scores, hundreds of cells each
+    tool.scoring.show(tool.current_search(), result)
+    mask = tool.scoring.layer_of("mask")
+    for t in np.unique(values)[1:3]:
+        tool.scoring.set_threshold(float(t))
+        assert mask_size(mask, tool.scoring.order) == int((values >= t).sum()) == tool.scoring.mask.cells
+
+
+def test_the_mask_is_warped_once_to_the_canvas_crs_each_pixel_holding_the_cell_under_it(tool, canvas, es, places):
+    """Under a web basemap (EPSG:3857) the mask raster is in the canvas CRS, so that the slider's redraws do
+    not reproject it; in the grid's CRS it is the embedding grid itself, one pixel per cell."""
+    from pyproj import Transformer
+
+    from loc2vec_engine.scoring.mask import rank_plane
+
+    pos, _, neg = places
+    press(canvas, tool, es.lonlat()[pos])
+    press(canvas, tool, es.lonlat()[neg], Qt.ControlModifier)
+    layout, order = tool.scoring.result.layout, tool.scoring.order
+    plane = rank_plane(layout, order)
+    mask = tool.scoring.layer_of("mask")
+    assert mask.crs() == canvas.mapSettings().destinationCrs() != tool.layer.crs()
+    ranks = mask_ranks(mask)
+    ext, h, w = mask.extent(), mask.height(), mask.width()
+    px, py = mask.rasterUnitsPerPixelX(), mask.rasterUnitsPerPixelY()
+    cx, cy = np.meshgrid(ext.xMinimum() + px * (np.arange(w) + 0.5), ext.yMaximum() - py * (np.arange(h) + 0.5))
+    x, y = Transformer.from_crs(mask.crs().authid(), tool.layer.crs().toWkt(), always_xy=True).transform(cx, cy)
+    gt = layout.geotransform
+    col, row = np.floor((x - gt[0]) / gt[1]).astype(int), np.floor((y - gt[3]) / gt[5]).astype(int)
+    inside = (col >= 0) & (col < layout.cols) & (row >= 0) & (row < layout.rows)
+    under = np.full(ranks.shape, -1)
+    under[inside] = plane[row[inside], col[inside]]
+    agree = (ranks == under).mean()  # the transform approximated to 0.001 pixel: a pixel centre that close
+    assert agree > 0.999, agree       # to a cell's edge may take the neighbour (1 in about 4,000)
+    assert set(np.unique(ranks[ranks >= 0])) == set(range(len(order)))  # no cell lost in the warp
+    # In the grid's CRS: the grid itself.
+    canvas.setDestinationCrs(tool.layer.crs())
+    tool.scoring.show(tool.current_search(), tool.scoring.result)
+    mask = tool.scoring.layer_of("mask")
+    assert mask.crs() == tool.layer.crs() and np.array_equal(mask_ranks(mask), plane)
+    assert mask.rasterUnitsPerPixelX() == mask.rasterUnitsPerPixelY() == es.meta["stride_m"]
+
+
+def test_save_mask_writes_the_traced_polygons_and_adds_them(tool, canvas, es, places, tmp_path, qgis_iface):
+    from osgeo import ogr
+
+    pos, second, neg = places
+    view = ScoreView(tool)
+    assert not view.mask_button.isEnabled()
+    assert not view.save_mask(tmp_path / "none.gpkg")  # nothing scored: a message, no file
+    assert "no score mask to save" in messages(qgis_iface, Qgis.Warning)[-1] and not list(tmp_path.iterdir())
+    press(canvas, tool, es.lonlat()[pos])
+    press(canvas, tool, es.lonlat()[neg], Qt.ControlModifier)
+    view.slider.setValue(600)
+    values, stride, t = tool.scoring.result.scores.values, es.meta["stride_m"], tool.scoring.threshold
+    path = tmp_path / "mask.gpkg"
+    assert view.mask_button.isEnabled() and view.save_mask(path)
+    assert "saved to" in messages(qgis_iface, Qgis.Success)[-1]
+    ds = ogr.Open(str(path))
+    lyr = ds.GetLayerByName("mask")
+    f = lyr.GetNextFeature()
+    cells = int((values >= t).sum())
+    assert f["cells"] == cells and f["threshold"] == pytest.approx(t)
+    assert f.GetGeometryRef().GetArea() == pytest.approx(cells * stride ** 2)
+    assert lyr.GetMetadata()["attribution"] == ATTRIBUTION
+    f = lyr = ds = None
+    added = [lyr for lyr in QgsProject.instance().mapLayers().values() if lyr.source().startswith(str(path))]
+    assert len(added) == 1 and added[0].featureCount() == 1
+    QgsProject.instance().removeMapLayer(added[0].id())
+    assert not view.save_mask(tmp_path / "no" / "such" / "folder" / "mask.gpkg")  # a message, nothing written
+    assert "folder" in messages(qgis_iface, Qgis.Warning)[-1] and "does not exist" in messages(qgis_iface, Qgis.Warning)[-1]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mask.gpkg"]
+    view.deleteLater()
 
 
 @pytest.mark.parametrize("pyqtgraph", [True, False])
