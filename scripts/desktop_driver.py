@@ -3,13 +3,16 @@
 QGIS executes this file after its window is up (with the project given on its command line). It waits
 for the project and the plugin, then acts as a user would, through the real widgets: it presses the
 toolbar's "find similar places" button, clicks the map at a place, presses Esc (once with the
-keyboard focus on the canvas, once after pressing a button of the panel), and saves grabs of the
-screen (the X server's pixels, not a re-rendering) and ``result.json`` into ``$LOC2VEC_DESKTOP_OUT``.
+keyboard focus on the canvas, once after pressing a button of the panel), Ctrl-clicks a negative
+example and moves the score panel's threshold slider with the keyboard, ticks the demo's
+"embeddings as colours" layer, and saves grabs of the screen (the X server's pixels, not a
+re-rendering) and ``result.json`` into ``$LOC2VEC_DESKTOP_OUT``.
 Then it closes QGIS.
 
     LOC2VEC_DESKTOP_OUT    folder for the PNGs and result.json (required)
-    LOC2VEC_DESKTOP_MODE   "test" (default): the click/Esc rounds; "screenshot": one click, then a grab of
-                           the whole window (window.png), the panel docked and the result shown
+    LOC2VEC_DESKTOP_MODE   "test" (default): the click/Esc rounds, the score, the RGB layer; "screenshot":
+                           grabs of the whole window: one click (window.png), a Ctrl-click and the slider
+                           moved (window_score.png), the RGB layer (window_rgb.png)
     LOC2VEC_DESKTOP_CLICK  "lon,lat" of the click (default: Ribeira, Porto, the demo's landmark)
 
 Used by tests/qgis/test_desktop.py and scripts/desktop_screenshots.py; it never imports anything of
@@ -32,7 +35,7 @@ from qgis.utils import iface
 
 RIBEIRA = (-8.6125, 41.1418)
 SIMILAR_TITLE = "loc2vec: find similar places"
-TIMEOUT_S = 75.0
+TIMEOUT_S = 110.0
 WINDOW = QSize(1440, 900)  # the Xvfb screen of scripts/desktop_screenshots.py
 
 
@@ -69,6 +72,15 @@ class Driver:
             yield self.click
             yield self.wait_for(self.canvas_idle, "the heat map")
             yield lambda: self.window_grab("window")
+            yield self.ctrl_click_negative
+            yield self.wait_for(self.canvas_idle, "the score heat map and its mask")
+            yield self.move_slider
+            yield self.wait_for(self.canvas_idle, "the mask at the new threshold")
+            yield lambda: self.window_grab("window_score")
+            yield lambda: self.escape("scored")
+            yield lambda: self.show_rgb(True)
+            yield self.wait_for(self.canvas_idle, "the RGB layer")
+            yield lambda: self.window_grab("window_rgb")
             return
         # Round 1: click, Esc with the focus on the canvas (where the click put it).
         yield self.click
@@ -84,6 +96,24 @@ class Driver:
         yield lambda: self.escape("panel")
         yield self.wait_for(self.canvas_idle, "the canvas after Esc in the panel")
         yield lambda: self.grab("escaped_from_panel")
+        # Round 3: click, Ctrl-click a negative (the place least like the click), the score panel and its slider.
+        yield self.click
+        yield self.wait_for(self.canvas_idle, "the heat map for the score")
+        yield self.ctrl_click_negative
+        yield self.wait_for(self.canvas_idle, "the score heat map and its mask")
+        yield lambda: self.grab("scored")
+        yield lambda: self.panel_grab("score_panel")
+        yield self.move_slider
+        yield self.wait_for(self.canvas_idle, "the mask at the new threshold")
+        yield lambda: self.grab("slider_moved")
+        yield lambda: self.escape("scored")
+        yield self.wait_for(self.canvas_idle, "the canvas after Esc on the score")
+        # The embedding as colours: the demo's RGB layer ticked, the clusters over it unticked.
+        yield lambda: self.show_rgb(True)
+        yield self.wait_for(self.canvas_idle, "the RGB layer")
+        yield self.record_drawn_layers
+        yield lambda: self.grab("rgb")
+        yield lambda: self.show_rgb(False)
 
     # ---- steps ---------------------------------------------------------------------------------
     def project_ready(self) -> bool:
@@ -127,9 +157,12 @@ class Driver:
         return self.plugin.similar_tool
 
     def click_pixel(self) -> QPoint:
+        return self.pixel_of(*self.lonlat)
+
+    def pixel_of(self, lon: float, lat: float) -> QPoint:
         wgs84 = QgsCoordinateReferenceSystem("EPSG:4326")
         to_map = QgsCoordinateTransform(wgs84, self.canvas.mapSettings().destinationCrs(), QgsProject.instance())
-        px = self.canvas.getCoordinateTransform().transform(to_map.transform(QgsPointXY(*self.lonlat)))
+        px = self.canvas.getCoordinateTransform().transform(to_map.transform(QgsPointXY(lon, lat)))
         return QPoint(round(px.x()), round(px.y()))
 
     def click(self):
@@ -144,6 +177,57 @@ class Driver:
             "pixel": [px.x(), px.y()], "seconds": round(time.monotonic() - t, 3),
             "cells": tool.highlighted_cells(), "message": tool.last_message[0],
             "layers": sorted(lyr.name() for lyr in QgsProject.instance().mapLayers().values())})
+
+    def ctrl_click_negative(self):
+        """Ctrl-click, as a user adds a negative example, at the cell least like the clicked place."""
+        tool = self.tool()
+        lon, lat = tool.current_search().es.lonlat()[int(tool.heat.argmin())]  # heat: every cell's cosine
+        px = self.pixel_of(lon, lat)
+        QTest.mouseClick(self.canvas.viewport(), Qt.LeftButton, Qt.ControlModifier, px)
+        result = tool.scoring.result
+        view = self.plugin.similar_panel.score
+        self.result["score"] = {
+            "negative": [lon, lat], "pixel": [px.x(), px.y()], "negatives": len(tool.scoring.negatives),
+            "scored": result is not None, "method": result.scores.method if result is not None else None,
+            "cells": int(len(result.scores.values)) if result is not None else 0,
+            "threshold": tool.scoring.threshold, "mask_cells": tool.scoring.mask.cells if result is not None else 0,
+            "method_label": view.method_label.text(), "threshold_label": view.threshold_label.text(),
+            "slider_enabled": view.slider.isEnabled(), "histogram": type(view.histogram).__name__,
+            "histogram_threshold": getattr(view.histogram, "threshold", None), "message": tool.last_message[0],
+            "layers": sorted(lyr.name() for lyr in QgsProject.instance().mapLayers().values())}
+
+    def move_slider(self):
+        """The threshold slider moved down with the keyboard (Page Down x 3), as a user would: a larger mask."""
+        view = self.plugin.similar_panel.score
+        view.slider.setFocus(Qt.TabFocusReason)
+        before = view.slider.value()
+        for _ in range(3):
+            QTest.keyClick(view.slider, Qt.Key_PageDown)
+        scoring = self.tool().scoring
+        self.result["slider"] = {
+            "from": before, "to": view.slider.value(), "threshold": scoring.threshold,
+            "mask_cells": scoring.mask.cells, "threshold_label": view.threshold_label.text(),
+            "histogram_threshold": getattr(view.histogram, "threshold", None),
+            "above": int((scoring.result.scores.values >= scoring.threshold).sum())}
+
+    def show_rgb(self, on: bool):
+        """Tick the demo's "embeddings as colours" layer and untick the clusters drawn over it (or back)."""
+        root = QgsProject.instance().layerTreeRoot()
+        layers = QgsProject.instance().mapLayers().values()
+        (rgb,) = [lyr for lyr in layers if lyr.name().startswith("embeddings as colours")]
+        (clusters,) = [lyr for lyr in layers if lyr.name().startswith("kinds of place")]
+        root.findLayer(rgb.id()).setItemVisibilityChecked(on)
+        root.findLayer(clusters.id()).setItemVisibilityChecked(not on)
+        if on:
+            self.result["rgb"] = {"name": rgb.name(), "bands": rgb.bandCount(), "renderer": rgb.renderer().type()}
+
+    def record_drawn_layers(self):
+        """The layers the canvas draws now (the layer tree's ticks reach it through the bridge)."""
+        self.result["rgb"]["drawn"] = [lyr.name() for lyr in self.canvas.layers()]
+
+    def panel_grab(self, name: str):
+        """The similar-places dock as the X server shows it (its score section included)."""
+        self.widget_grab(self.plugin.similar_panel, name)
 
     def press_panel_button(self):
         panel = self.plugin.similar_panel
@@ -176,10 +260,12 @@ class Driver:
         self.result["grabs"][name] = str(path)
 
     def window_grab(self, name: str):
-        window = iface.mainWindow()
+        self.widget_grab(iface.mainWindow(), name)
+
+    def widget_grab(self, widget, name: str):
         screen = QGuiApplication.primaryScreen()
-        corner = window.mapToGlobal(QPoint(0, 0))
-        image = screen.grabWindow(0, corner.x(), corner.y(), window.width(), window.height())
+        corner = widget.mapToGlobal(QPoint(0, 0))
+        image = screen.grabWindow(0, corner.x(), corner.y(), widget.width(), widget.height())
         path = self.out / f"{name}.png"
         image.save(str(path))
         self.result["grabs"][name] = str(path)

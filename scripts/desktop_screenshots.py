@@ -2,11 +2,13 @@
 """The README's desktop screenshot: the real QGIS desktop under Xvfb, the plugin from the zip, the demo project.
 
     .venv/bin/python scripts/desktop_screenshots.py [--demo out/demo] [--out docs/desktop_similar_places.png]
+        [--project-out docs/desktop_project.png] [--score-out docs/desktop_score.png] [--rgb-out docs/desktop_rgb.png]
 
 Builds dist/loc2vec.zip, installs it into a fresh QGIS profile (``--profiles-path`` a temp folder),
 runs ``loc2vec demo`` when the demo folder has no porto.qgz yet, opens porto.qgz in ``qgis`` under
 ``xvfb-run``, and lets scripts/desktop_driver.py press the toolbar's "find similar places" button and
-click Ribeira; the grab of the whole window is the screenshot. The functions here also start the
+click Ribeira; the grabs of the whole window are the screenshots: that click, then a Ctrl-click (a
+negative example) with the score panel's slider moved, then the "embeddings as colours" layer. The functions here also start the
 desktop for tests/qgis/test_desktop.py.
 """
 
@@ -109,6 +111,10 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, default=REPO / "docs" / "desktop_similar_places.png")
     ap.add_argument("--project-out", type=Path, default=REPO / "docs" / "desktop_project.png",
                     help="the demo project as it opens (the clusters), before the tool is used")
+    ap.add_argument("--score-out", type=Path, default=REPO / "docs" / "desktop_score.png",
+                    help="after a Ctrl-click (a negative example) and the threshold slider moved")
+    ap.add_argument("--rgb-out", type=Path, default=REPO / "docs" / "desktop_rgb.png",
+                    help="the demo's 'embeddings as colours' layer ticked, the clusters unticked")
     args = ap.parse_args(argv)
     xvfb = ensure_xvfb()
     if xvfb is None or qgis_exe() is None:
@@ -127,12 +133,17 @@ def main(argv=None) -> int:
             result = grabs / "result.json"
             print(result.read_text() if result.is_file() else proc.stderr[-3000:], file=sys.stderr)
             return 1
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(window, args.out)
-        args.project_out.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(grabs / "project.png", args.project_out)
+        written = []
+        for grab, dest in (("window", args.out), ("project", args.project_out), ("window_score", args.score_out),
+                           ("window_rgb", args.rgb_out)):
+            if not (grabs / f"{grab}.png").is_file():
+                print(f"error: the desktop saved no {grab}.png\n{(grabs / 'result.json').read_text()}", file=sys.stderr)
+                return 1
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(grabs / f"{grab}.png", dest)
+            written.append(str(dest))
         print((grabs / "result.json").read_text())
-    print(f"wrote {args.out} and {args.project_out}")
+    print("wrote " + ", ".join(written))
     return 0
 
 

@@ -255,19 +255,21 @@ def heat_raster_renderer(layer: QgsRasterLayer, stops=HEAT_RAMP) -> QgsSingleBan
     return renderer
 
 
-def heat_points_renderer() -> QgsGraduatedSymbolRenderer:
-    """The heat map as points (cells off a regular grid): ten rank classes along the heat ramp."""
+def heat_points_renderer(ramp=HEAT_RAMP) -> QgsGraduatedSymbolRenderer:
+    """The heat map as points (cells off a regular grid): ten rank classes along ``ramp``, labelled by what it
+    ranks (similarity, or a score from examples)."""
+    what = "score" if ramp is SCORE_RAMP else "similarity"
     ranges = []
     for i in range(10):
-        color = ramp_color((i + 0.5) * 10)
+        color = ramp_color((i + 0.5) * 10, ramp)
         symbol = QgsMarkerSymbol.createSimple({"name": "square", "size": "2", "color": color, "outline_style": "no"})
-        label = f"similarity rank {i * 10}–{(i + 1) * 10} %"
+        label = f"{what} rank {i * 10}–{(i + 1) * 10} %"
         ranges.append(QgsRendererRange(i * 10.0, (i + 1) * 10.0, symbol, label))
     return QgsGraduatedSymbolRenderer("percentile", ranges)
 
 
-def ramp_color(value: float) -> str:
-    stops = [(v, c) for v, c, _ in HEAT_RAMP]
+def ramp_color(value: float, ramp=HEAT_RAMP) -> str:
+    stops = [(v, c) for v, c, _ in ramp]
     for (v0, c0), (v1, c1) in zip(stops, stops[1:]):
         if value <= v1:
             return mix(c0, c1, (value - v0) / (v1 - v0))

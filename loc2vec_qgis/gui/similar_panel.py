@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from qgis.core import Qgis
 from qgis.gui import QgsDockWidget
-from qgis.PyQt.QtCore import Qt
+from qgis.PyQt import sip
+from qgis.PyQt.QtCore import QPoint, Qt, QTimer
 from qgis.PyQt.QtGui import QKeySequence
 from qgis.PyQt.QtWidgets import (
     QDoubleSpinBox,
@@ -117,6 +118,8 @@ class SimilarPanel(QgsDockWidget):
         scroll.setFrameShape(QFrame.NoFrame)
         scroll.setWidget(body)
         self.setWidget(scroll)
+        self.scroll = scroll
+        self._shown_score = None  # the scoring result the dock last scrolled to
         # Esc clears while the focus is anywhere in this dock too (after pressing one of its buttons), not
         # only on the canvas, where the map tool gets the key.
         self.escape = QShortcut(QKeySequence(Qt.Key_Escape), self)
@@ -158,6 +161,9 @@ class SimilarPanel(QgsDockWidget):
     def refresh(self) -> None:
         """Best scores and the mask's threshold, as the tool has them now."""
         tool = self.tool
+        if tool.scoring.result is not None and tool.scoring.result is not self._shown_score:
+            QTimer.singleShot(0, self.show_score)  # once the layouts took the score section's new contents
+        self._shown_score = tool.scoring.result
         scored = tool.scoring.result is not None  # the heat map shows the score: its own mask (score section)
         has_heat = tool.heat is not None and not scored
         self.mask_button.setEnabled(has_heat)
@@ -176,6 +182,14 @@ class SimilarPanel(QgsDockWidget):
                             f"({places} reference place{'s' if places > 1 else ''}{left_out}).")
         self._show_radius()
         self._show_quantile(self.slider.value())
+
+    def show_score(self) -> None:
+        """Scroll the dock to the score section: after a new score (a Ctrl-click, loaded examples) its
+        histogram and threshold slider are what the user needs, and they sit below the similar-places part."""
+        if sip.isdeleted(self.scroll):  # the dock went before the timer fired
+            return
+        top = self.score.mapTo(self.scroll.widget(), QPoint(0, 0)).y()
+        self.scroll.verticalScrollBar().setValue(top)
 
     def _show_radius(self) -> None:
         """The radius the tool leaves out: its own value, else one tile of the layer's model once a query ran."""

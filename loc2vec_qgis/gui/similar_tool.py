@@ -299,7 +299,7 @@ class SimilarPlacesTool(QgsMapTool):
         else:
             layer = points_layer(name, self.layer.crs(), search.es.xy, [("cell", search.es.cell),
                                                                         ("score", values), ("percentile", pct)])
-            layer.setRenderer(heat_points_renderer())
+            layer.setRenderer(heat_points_renderer(ramp))
         self._apply_opacity(layer)
         self._replace("heat", layer)
 

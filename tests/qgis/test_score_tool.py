@@ -368,3 +368,28 @@ def test_score_scores_the_clicked_places_alone(tool, canvas, es, places):
     assert tool.layer_of("heat").name() == SCORE_HEAT_NAME and "no negatives" not in view.method_label.text()
     assert "cosine to the mean positive" in view.method_label.text()
     view.deleteLater()
+
+
+def test_a_new_score_scrolls_the_dock_to_the_score_section(tool, canvas, es, places):
+    """The dock is taller than a desktop's side panel: after a Ctrl-click the histogram and the slider are
+    scrolled into view (they sit below the similar-places controls)."""
+    pos, _, neg = places
+    panel = SimilarPanel(tool)
+    panel.resize(300, 500)
+    panel.show()
+    press(canvas, tool, es.lonlat()[pos])
+    QTest.qWait(20)
+    bar = panel.scroll.verticalScrollBar()
+    assert bar.maximum() > 0 and bar.value() == 0  # a click alone: the similar places at the top
+
+    def score_top():
+        return panel.score.mapTo(panel.scroll.viewport(), QPoint(0, 0)).y()
+
+    assert score_top() > panel.scroll.viewport().height()  # the score section out of sight
+    press(canvas, tool, es.lonlat()[neg], Qt.ControlModifier)
+    QTest.qWait(20)
+    assert bar.value() > 0 and abs(score_top()) <= 1  # the section's top at the dock's top
+    slider_bottom = panel.score.slider.mapTo(panel.scroll.viewport(), QPoint(0, panel.score.slider.height())).y()
+    assert 0 < slider_bottom <= panel.scroll.viewport().height()  # the slider is on screen
+    panel.close()
+    panel.deleteLater()

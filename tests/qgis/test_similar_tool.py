@@ -371,6 +371,13 @@ def test_cells_off_a_grid_get_a_point_heatmap(canvas, tmp_path):
         assert isinstance(heat, QgsVectorLayer) and heat.featureCount() == 40
         by_cell = {f["cell"]: f["percentile"] for f in heat.getFeatures()}
         assert by_cell[t.highlighted_cells()[0]] == pytest.approx(100.0)
+        labels = [r.label() for r in heat.renderer().ranges()]
+        assert labels[-1] == "similarity rank 90–100 %"
+        far = int(np.argmax(np.linalg.norm(xy - xy[7], axis=1)))  # a negative away from the click
+        lon, lat = transformer_to_wgs84(CRS(32629).to_wkt()).transform(*xy[far])
+        assert not t.scoring.add_negative((lon, lat))  # a score mask needs a grid: refused, in words
+        assert "not on a square grid" in t.last_message[0] and "loc2vec embed" in t.last_message[0]
+        assert t.scoring.result is None and t.layer_of("heat").name() == HEAT_NAME  # the similarity stays
     finally:
         t.clear(quiet=True)
         QgsProject.instance().removeAllMapLayers()
