@@ -11,7 +11,8 @@ renderer turns purple at the threshold's cut: moving the threshold changes a ren
 so it keeps up with a slider over 100k cells (benchmarks/score_slider.py; tracing the polygons with GDAL
 at every position took up to 0.8 s there). "Save mask…" traces the polygons at the threshold then (the
 engine's ``write_mask_gpkg``) and adds the GeoPackage to the project. The negatives are red crosses
-("negative examples"). Esc clears all of it with the tool's other layers. No Qt widgets here (``score_view``).
+("negative examples"); a Ctrl-click on one takes it back. Esc clears all of it with the tool's other
+layers. No Qt widgets here (``score_view``).
 """
 
 from __future__ import annotations
@@ -59,17 +60,24 @@ class ExampleScoring(QObject):
 
     # ---- actions (one engine call each) -----------------------------------------------------------
     def add_negative(self, lonlat) -> bool:
-        """A negative example at WGS84 ``lonlat`` (Ctrl-click): scored with the clicked places, if any."""
+        """A negative example at WGS84 ``lonlat`` (Ctrl-click): scored with the clicked places, if any.
+
+        A Ctrl-click in the cell of a negative already given takes that negative back instead (a mistaken
+        Ctrl-click is undone by another, without Esc losing every example)."""
         from loc2vec_engine.search.similar import query_cells
 
         search = self.tool.current_search()
         if search is None:
             return False
         try:
-            query_cells(search.es, [lonlat])  # inside the embedded area, or a message
+            cell = int(query_cells(search.es, [lonlat])[0])  # inside the embedded area, or a message
         except Loc2VecError as e:
             self.tool.message(f"{e.problem}. {e.fix}.", Qgis.Warning)
             return False
+        if self.negatives:
+            given = query_cells(search.es, self.negatives)
+            if cell in given:
+                return self.remove_negative(int(np.flatnonzero(given == cell)[0]))
         self.negatives.append((float(lonlat[0]), float(lonlat[1])))
         if not self.tool.references:
             self.show_negatives()
@@ -81,6 +89,21 @@ class ExampleScoring(QObject):
             return True
         self.negatives.pop()  # refused (e.g. in the cell of a positive): the message says why
         return False
+
+    def remove_negative(self, index: int) -> bool:
+        """Take back the negative ``index``; the examples left are scored again (or the similarity is shown again
+        when none is left and "Score" was not chosen)."""
+        lon, lat = self.negatives.pop(index)
+        left = len(self.negatives)
+        if self.tool.references and self.tool.redo():
+            if not self.active:
+                self.tool.message(f"Removed the negative example at {lon:.5f},{lat:.5f}: no negatives are left, so "
+                                  "the heat map is the similarity to the clicked places again.", Qgis.Info)
+            return True
+        self.show_negatives()
+        self.tool.message(f"Removed the negative example at {lon:.5f},{lat:.5f}; {left} left.", Qgis.Info)
+        self.tool.changed.emit()
+        return True
 
     def score_now(self) -> bool:
         """Score every cell from the clicked places (and the negatives, if any): the panel's "Score"."""
@@ -186,6 +209,11 @@ class ExampleScoring(QObject):
                                   SCORE_MASK_NAME, self.tool.canvas().mapSettings().destinationCrs())
         self._cut(layer)
         self._replace("mask", layer)
+
+    def forget_score(self) -> None:
+        """No scoring any more (the examples left score nothing): the mask layer goes, the slider with it."""
+        self._remove("mask")
+        self.result, self.mask, self.order, self.threshold = None, None, None, None
 
     def show_negatives(self) -> None:
         """The negative examples as red crosses (WGS84 points), over the tool's other layers."""

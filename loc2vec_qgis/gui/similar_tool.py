@@ -282,6 +282,7 @@ class SimilarPlacesTool(QgsMapTool):
         self.mask_threshold = None
         self._remove("mask")
         if scoring is None:
+            self.scoring.forget_score()  # e.g. the last negative taken back: the similarity again
             self.show_heat(search, heat)
         else:
             self.scoring.show(search, scoring)  # the score as the heat map, and its mask

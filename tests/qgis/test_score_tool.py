@@ -393,3 +393,25 @@ def test_a_new_score_scrolls_the_dock_to_the_score_section(tool, canvas, es, pla
     assert 0 < slider_bottom <= panel.scroll.viewport().height()  # the slider is on screen
     panel.close()
     panel.deleteLater()
+
+
+def test_a_ctrl_click_on_a_negative_takes_it_back(tool, canvas, es, places, qgis_iface):
+    pos, second, neg = places
+    others = np.argsort(es.vectors @ es.vectors[pos])[:40]  # unlike the positive, in other cells than ``neg``
+    other = int(next(r for r in others if r != neg))
+    view = ScoreView(tool)
+    a = press(canvas, tool, es.lonlat()[pos])
+    press(canvas, tool, es.lonlat()[neg], Qt.ControlModifier)
+    n2 = press(canvas, tool, es.lonlat()[other], Qt.ControlModifier)
+    assert len(tool.scoring.negatives) == 2 and len(tool.scoring.result.negatives) == 2
+    press(canvas, tool, es.lonlat()[neg], Qt.ControlModifier)  # the first negative's cell again: taken back
+    assert len(tool.scoring.negatives) == 1
+    expected = score_embeddings(es, [a], [n2])  # the score of what is left, as the engine gives it
+    np.testing.assert_array_equal(tool.scoring.result.scores.values, expected.scores.values)
+    assert tool.layer_of("heat").name() == SCORE_HEAT_NAME and view.slider.isEnabled()
+    press(canvas, tool, es.lonlat()[other], Qt.ControlModifier)  # the last one: back to the similarity
+    assert tool.scoring.negatives == [] and tool.scoring.result is None
+    assert "no negatives are left" in messages(qgis_iface, Qgis.Info)[-1]
+    assert tool.layer_of("heat").name() == HEAT_NAME and SCORE_MASK_NAME not in shown_layers()
+    assert NEGATIVES_NAME not in shown_layers() and not view.slider.isEnabled()
+    view.deleteLater()
