@@ -16,6 +16,9 @@ LAYER = "change"
 DPI = 100
 CELL_ALPHA = 0.75  # see-through enough to show the roads under the cells
 COLORMAP = "YlOrRd"  # pale = no change, dark red = the largest
+EDIT_COLOR = "#6a3d9a"  # the outline of the edited ground: purple, apart from the reds, the grey and the ring
+MAX_EDIT_PX = 1000  # long side of the decimated edit outline
+STRIP_ROWS = 256  # raster rows read at once (bounds memory on city-size rasters)
 
 
 def summary_meta(result) -> dict:
@@ -114,6 +117,10 @@ def map_figure(result):
     if switched.any():
         ax.scatter(g.xy[switched, 0], g.xy[switched, 1], s=(0.8 * side_pt) ** 2, marker="s", facecolors="none",
                    edgecolors="#2b2b2b", linewidths=1.0, zorder=2)
+    edit = edited_ground(result.before, result.after, (x0, y0, x1, y1))
+    if edit is not None:  # where the two sources differ: what the reader compares the change with
+        ax.contour(edit[0], levels=[0.5], extent=edit[1], origin="upper", colors=EDIT_COLOR, linewidths=1.6,
+                   zorder=2)
     row = result.largest
     if top_change > 0:
         ax.scatter([g.xy[row, 0]], [g.xy[row, 1]], s=(0.5 * side_pt) ** 2 + 30, marker="o", facecolors="none",
@@ -132,12 +139,58 @@ def map_figure(result):
              f"{float(result.change.mean()):.3g}, {n:,} cell{'' if n == 1 else 's'} switched cluster")
     where = (f"ring: the largest change, {top_change:.3g} at {lon:.5f},{lat:.5f}" if top_change > 0 else
              "no cell changed")
+    edited = "purple line: where AFTER's pixels differ from BEFORE's; " if edit is not None else ""
     subtitle = (f"cells {stride:g} m apart, uncoloured where the tile did not change; {where}\n"
-                f"outlined: nearest cluster changed ({result.clusters_from}); {background.note}")
+                f"{edited}squares: nearest cluster changed ({result.clusters_from}); {background.note}")
     fig.text(0.02, 1 - 10 / height, title, ha="left", va="top", fontsize=11)
     fig.text(0.02, 1 - 30 / height, subtitle, ha="left", va="top", fontsize=8, color="0.25", linespacing=1.4)
     fig.text(0.99, 8 / height, ATTRIBUTION, ha="right", va="bottom", fontsize=7, color="0.3")
     return fig
+
+
+def edited_ground(before_path, after_path, bbox):
+    """Where the two rasters differ inside ``bbox`` (x0, y0, x1, y1): ``(mask (h, w) float, extent)``, block-any
+    decimated so a small edit stays visible, or None when no pixel differs there (or a raster cannot be read)."""
+    from ..errors import Loc2VecError
+    from ..raster.area import AreaRaster
+
+    try:
+        before, after = AreaRaster.open(before_path), AreaRaster.open(after_path)
+    except Loc2VecError:
+        return None
+    x0, y0, x1, y1 = bbox
+    c0, r0 = (math.floor(v) for v in before.xy_to_pixel(x0, y1))
+    c1, r1 = (math.ceil(v) for v in before.xy_to_pixel(x1, y0))
+    c0, r0, c1, r1 = max(c0, 0), max(r0, 0), min(c1, before.width), min(r1, before.height)
+    if c1 <= c0 or r1 <= r0:
+        return None
+    step = max(1, math.ceil(max(c1 - c0, r1 - r0) / MAX_EDIT_PX))
+    strip = max(step, STRIP_ROWS // step * step)
+    rows = []
+    for r in range(r0, r1, strip):
+        window = (c0, r, c1 - c0, min(strip, r1 - r))
+        (a, va), (b, vb) = before.read(window), after.read(window)
+        rows.append(_block_any((a != b).any(axis=0) | (va != vb), step))
+    mask = np.concatenate(rows, axis=0)
+    if not mask.any():
+        return None
+    left, top = before.pixel_to_xy(c0, r0)
+    right, bottom = before.pixel_to_xy(c0 + mask.shape[1] * step, r0 + mask.shape[0] * step)
+    # With ``origin`` set, contour reads the extent as the outer pixel edges and puts each value at its
+    # pixel's centre; a frame of one clear pixel closes an outline that reaches the window's edge.
+    padded = np.pad(mask, 1).astype(np.float32)
+    px_w, px_h = (right - left) / mask.shape[1], (top - bottom) / mask.shape[0]
+    return padded, (float(left - px_w), float(right + px_w), float(bottom - px_h), float(top + px_h))
+
+
+def _block_any(a: np.ndarray, step: int) -> np.ndarray:
+    """Whether any pixel of each ``step`` x ``step`` block is set (edges padded with False)."""
+    if step == 1:
+        return a
+    h, w = a.shape
+    padded = np.zeros((math.ceil(h / step) * step, math.ceil(w / step) * step), bool)
+    padded[:h, :w] = a
+    return padded.reshape(padded.shape[0] // step, step, padded.shape[1] // step, step).any(axis=(1, 3))
 
 
 def _box(w_m: float, h_m: float, longest: int) -> tuple[int, int]:

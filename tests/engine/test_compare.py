@@ -150,6 +150,24 @@ def test_summary_names_the_cells_mean_switches_and_where(edit, compared):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and str(png) in printed
 
 
+def test_the_map_outlines_where_the_pixels_differ(edit, compared):
+    """The change map's purple outline is the edit: the pixels that differ lie on the block, and nowhere else."""
+    from loc2vec_engine.change.output import edited_ground
+
+    x0, y0, x1, y1 = edit["edit_m"]
+    margin = 600.0
+    mask, (left, right, bottom, top) = edited_ground(edit["before"], edit["after"],
+                                                     (x0 - margin, y0 - margin, x1 + margin, y1 + margin))
+    h, w = mask.shape
+    ys, xs = np.nonzero(mask > 0.5)
+    mx, my = left + (xs + 0.5) * (right - left) / w, top - (ys + 0.5) * (top - bottom) / h
+    px = (right - left) / w
+    assert len(xs) > 100  # the removed buildings and the park
+    assert mx.min() >= x0 - 2 * px and mx.max() <= x1 + 2 * px and my.min() >= y0 - 2 * px and my.max() <= y1 + 2 * px
+    assert mx.max() - mx.min() > 0.8 * (x1 - x0) and my.max() - my.min() > 0.8 * (y1 - y0)
+    assert edited_ground(edit["before"], edit["before"], (x0, y0, x1, y1)) is None  # nothing differs: no line
+
+
 def test_clusters_of_an_embeddings_file_are_used(edit, compared, tmp_path):
     """--clusters with a file clustered as compare clustered BEFORE gives the same columns."""
     from loc2vec_engine.change import compare_areas
